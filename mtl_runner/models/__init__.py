@@ -1,0 +1,1 @@
+"""Models: preprocessing inputs, trunks (shared parameters), task heads."""

@@ -1,0 +1,6 @@
+"""Trunks: the shared parameters θ of a multi-task model. One module per trunk."""
+
+from mtl_runner.models.trunks.base import TRUNKS, Trunk
+from mtl_runner.models.trunks import shared_bottom  # noqa: F401  (registers)
+
+__all__ = ["TRUNKS", "Trunk"]

@@ -1,0 +1,128 @@
+"""One folder per run, `results/<run_id>/`, written atomically, with a status lifecycle.
+
+Layout (see README): recipe.yaml, run.json, history.csv, metrics.csv, model.keras.
+`run.json["status"]` goes `running` → `completed` | `failed` | `interrupted`.
+Nothing here imports TensorFlow, so `runs`, `show` and `compare` stay fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mtl_runner.errors import RunError, UsageError
+
+RUN_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+STATUSES = ("running", "completed", "failed", "interrupted")
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def new_run_id(name: str, now: dt.datetime | None = None) -> str:
+    """`<UTC yyyymmdd-HHMMSS>-<name>-<4 hex>`."""
+    now = now or utc_now()
+    return f"{now:%Y%m%d-%H%M%S}-{name}-{secrets.token_hex(2)}"
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Writes a file so that readers see the old content or the new one, never a mix.
+
+    The bytes go to a temporary file in the same folder, are flushed to disk, and the
+    temporary file is renamed over `path`.
+    """
+    path = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise RunError(f"cannot write in {path.parent}: {error.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        raise RunError(f"cannot write {path}: {error.strerror}") from None
+
+
+class RunDirectory:
+    """The folder of one run.
+
+    Create a new one with `RunDirectory.create(results, name)`; open an existing one with
+    `RunDirectory(path)`.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @classmethod
+    def create(cls, results: str | Path, name: str) -> "RunDirectory":
+        """Makes a new, uniquely named run folder under `results` (never reuses one)."""
+        if not RUN_NAME.match(name):
+            raise UsageError(f"run name may hold only letters, digits, '.', '_' and '-'. "
+                             f"Received: {name!r}")
+        results = Path(results)
+        try:
+            results.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RunError(f"cannot create the results folder {results}: {error.strerror}") from None
+        for _ in range(100):
+            path = results / new_run_id(name)
+            try:
+                path.mkdir()  # atomic: fails if another process took this id
+                return cls(path)
+            except FileExistsError:
+                continue
+            except OSError as error:
+                raise RunError(f"cannot create a run folder in {results}: {error.strerror}. "
+                               f"Choose another folder with --results.") from None
+        raise RunError(f"could not find a free run id in {results}")
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def write_text(self, name: str, text: str) -> None:
+        atomic_write(self.file(name), text)
+
+    def write_json(self, name: str, data: Any) -> None:
+        self.write_text(name, json.dumps(data, indent=2, default=str, allow_nan=True) + "\n")
+
+    def read_json(self, name: str = "run.json") -> dict[str, Any]:
+        try:
+            return json.loads(self.file(name).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def write_frame(self, name: str, frame) -> None:
+        self.write_text(name, frame.to_csv(index=False))
+
+    def update(self, **fields: Any) -> dict[str, Any]:
+        """Merges fields into run.json and writes it back atomically."""
+        info = self.read_json()
+        info.update(fields)
+        self.write_json("run.json", info)
+        return info
+
+    def finish(self, status: str, error: str | None = None, **fields: Any) -> dict[str, Any]:
+        """Marks the run `completed`, `failed` or `interrupted`, with timings and the error."""
+        assert status in STATUSES, status
+        info = self.read_json()
+        finished = utc_now()
+        started = info.get("started_at")
+        duration = (finished - dt.datetime.fromisoformat(started)).total_seconds() if started else None
+        return self.update(status=status, error=error, finished_at=finished.isoformat(),
+                           duration_s=None if duration is None else round(duration, 3), **fields)

@@ -1,0 +1,90 @@
+"""Regression: linear outputs on standardized targets, metrics in the data's own units."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mtl_runner.tasks.base import TASK_TYPES, EncodedLabels, TaskType
+
+
+@TASK_TYPES.register("regression")
+class Regression(TaskType):
+    """Regression on one or more numeric columns.
+
+    Targets are standardized with the train split's mean and standard deviation, so that a
+    task measured in grams does not drown one measured in millimetres; MAE and RMSE are
+    reported back in the column's own units. Metrics: `mae`, `rmse`, `r2`.
+    """
+
+    activation = "linear"
+    losses = {"mse": "mean_squared_error", "mae": "mean_absolute_error",
+              "huber": "huber", "log_cosh": "log_cosh"}
+    default_loss = "mse"
+    metrics = ("mae", "rmse", "r2")
+    default_metrics = ("mae", "rmse", "r2")
+
+    def check(self, frame: pd.DataFrame) -> list[tuple[str, str, str | None]]:
+        problems = []
+        for column in self.label_columns():
+            values = frame[column]
+            numeric = pd.to_numeric(values, errors="coerce")
+            bad = values[numeric.isna() & values.notna()]
+            if len(bad):
+                problems.append(("label", f"a regression label must be numeric; column '{column}' "
+                                 f"holds {len(bad)} non-numeric value(s)", repr(bad.iloc[0])))
+            elif not np.isfinite(numeric.dropna().to_numpy(dtype=float)).all():
+                problems.append(("label", f"column '{column}' holds Inf", None))
+            elif numeric.notna().sum() < 2:
+                problems.append(("label", f"column '{column}' has fewer than 2 numeric values", None))
+        return problems
+
+    def _values(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.stack([pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype="float64")
+                         for c in self.label_columns()], axis=1)
+
+    def fit_encoding(self, full: pd.DataFrame, train: pd.DataFrame) -> dict[str, Any]:
+        values = self._values(train)
+        mean = np.nanmean(values, axis=0)
+        scale = np.nanstd(values, axis=0)
+        scale[~(scale > 0)] = 1.0
+        return {"columns": self.label_columns(), "mean": mean.tolist(), "scale": scale.tolist()}
+
+    def encode(self, frame: pd.DataFrame, info: dict[str, Any]) -> EncodedLabels:
+        values = self._values(frame)
+        mask = (~np.isnan(values).any(axis=1)).astype("float32")
+        y = (values - np.array(info["mean"])) / np.array(info["scale"])
+        return EncodedLabels(np.nan_to_num(y).astype("float32"), mask, info)
+
+    def output_units(self, info: dict[str, Any]) -> int:
+        return len(info["columns"])
+
+    def keras_metrics(self, info: dict[str, Any]) -> list:
+        import keras
+
+        from mtl_runner.models.metrics import ScaledMeanAbsoluteError, ScaledRootMeanSquaredError
+
+        available = {
+            "mae": lambda: ScaledMeanAbsoluteError(scale=info["scale"], name="mae"),
+            "rmse": lambda: ScaledRootMeanSquaredError(scale=info["scale"], name="rmse"),
+            "r2": lambda: keras.metrics.R2Score(name="r2"),
+        }
+        return [available[m]() for m in self.metric_names()]
+
+    def decode(self, pred: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        """Predictions back in the data's units."""
+        return pred * np.array(info["scale"]) + np.array(info["mean"])
+
+    def score(self, y: np.ndarray, pred: np.ndarray, info: dict[str, Any]) -> dict[str, float]:
+        from sklearn.metrics import r2_score
+
+        truth, guess = self.decode(y, info), self.decode(pred, info)
+        error = guess - truth
+        values = {
+            "mae": float(np.mean(np.abs(error))),
+            "rmse": float(np.sqrt(np.mean(error ** 2))),
+            "r2": float(r2_score(truth, guess)) if len(truth) > 1 else float("nan"),
+        }
+        return {m: values[m] for m in self.metric_names()}

@@ -1,0 +1,1 @@
+"""Training: from a validated recipe to a trained model and a complete run directory."""

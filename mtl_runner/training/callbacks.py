@@ -1,0 +1,77 @@
+"""Callbacks that keep the run directory current while training."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import pandas as pd
+
+from mtl_runner.results import RunDirectory
+
+
+class HistoryWriter(keras.callbacks.Callback):
+    """Rewrites `history.csv` (atomically) after every epoch, so a crash loses at most one.
+
+    Columns: epoch, stage, learning_rate, then every loss and metric Keras logged, train and
+    validation (`val_` prefix), sorted.
+    """
+
+    def __init__(self, run: RunDirectory, stage: str = "train"):
+        super().__init__()
+        self.run = run
+        self.stage = stage
+        self.rows: list[dict] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = dict(logs or {})
+        row = {"epoch": epoch + 1, "stage": self.stage}
+        rate = logs.pop("learning_rate", None)
+        if rate is None:
+            rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row["learning_rate"] = float(rate)
+        row.update({k: float(v) for k, v in sorted(logs.items())})
+        self.rows.append(row)
+        self.run.write_frame("history.csv", pd.DataFrame(self.rows))
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Stops training when the loss becomes NaN or Inf, and remembers that it did."""
+
+    def __init__(self):
+        super().__init__()
+        self.bad_epoch: int | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.bad_epoch = epoch + 1
+            self.model.stop_training = True
+
+
+class EpochLine(keras.callbacks.Callback):
+    """One compact line per epoch (for logs and pipes, where a progress bar is noise).
+
+    Shows the total and validation loss, and the monitored metric when it is another one.
+    """
+
+    def __init__(self, epochs: int, echo, monitor: str | None = None):
+        super().__init__()
+        self.epochs = epochs
+        self.echo = echo
+        self.monitor = monitor
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        import time
+
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        import time
+
+        logs = logs or {}
+        keys = ["loss", "val_loss"] + ([self.monitor] if self.monitor not in (None, "loss", "val_loss") else [])
+        shown = "  ".join(f"{k} {float(logs[k]):.4f}" for k in keys if k in logs)
+        width = len(str(self.epochs))
+        self.echo(f"epoch {epoch + 1:>{width}}/{self.epochs}  {shown}  "
+                  f"({time.perf_counter() - self.started:.1f}s)")
