@@ -128,6 +128,9 @@ def read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
         what = getattr(error, "problem", None) or str(error)
         hint = "YAML indents with spaces, not tabs." if "\t" in text and "tab" in str(error) else \
             "Check the indentation and the quoting near this line."
+        if isinstance(error, yaml.constructor.ConstructorError) and "tag" in str(what):
+            what = f"{what.strip()}; a recipe holds plain data, and tags that build objects are refused"
+            hint = "Remove the '!!' tag."
         raise RecipeError([Problem(file, mark.line + 1 if mark else None, "",
                                    f"invalid YAML: {what}", hint=hint)])
     lines: dict[Path_, int] = {}

@@ -101,4 +101,4 @@ class TaskType:
 def missing(series: pd.Series) -> np.ndarray:
     """True where a label is missing: NaN, None or an empty string."""
     values = series.to_numpy(dtype=object)
-    return pd.isna(series).to_numpy() | np.array([isinstance(v, str) and not v.strip() for v in values])
+    return pd.isna(series).to_numpy() | np.array([isinstance(v, str) and not v.strip() for v in values], dtype=bool)

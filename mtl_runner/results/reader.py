@@ -1,0 +1,408 @@
+"""Reading run directories back: robustly, quickly, and without TensorFlow or pandas.
+
+`mtl runs`, `mtl show` and `mtl compare` read only the files a run writes (run.json,
+recipe.yaml, metrics.csv, history.csv). A folder with a missing, truncated or garbled file is
+reported in one line and skipped; the others are still read. A run still marked `running`
+whose process is gone from this host is reported as `crashed`.
+
+Example:
+    >>> runs = scan_runs("results", warn=print)
+    >>> [run.status for run in runs]
+    ['completed', 'crashed']
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import fnmatch
+import functools
+import json
+import math
+import os
+import socket
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import yaml
+
+from mtl_runner.errors import RunError, UsageError, did_you_mean
+
+try:  # libyaml is ~10x faster; it matters when 200 recipes are read for one table
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+RUN_FILES = ("run.json", "recipe.yaml", "metrics.csv", "history.csv")
+METRIC_COLUMNS = ("task", "metric", "split", "value")
+Warn = Callable[[str], None]
+
+
+class UnreadableRun(Exception):
+    """A run directory that cannot be read; `str()` names the file and what is wrong."""
+
+
+@dataclasses.dataclass
+class MetricRow:
+    """One line of metrics.csv."""
+
+    task: str
+    metric: str
+    split: str
+    value: float
+    n: int | None = None
+
+
+@dataclasses.dataclass
+class Run:
+    """What was read from one run directory.
+
+    Attributes:
+        path: the run folder.
+        info: run.json as a dict.
+        recipe: recipe.yaml as a nested dict.
+        metrics: the rows of metrics.csv ([] when the run wrote none).
+        status: run.json's status, or `crashed` for a run marked running whose process is gone.
+    """
+
+    path: Path
+    info: dict[str, Any]
+    recipe: dict[str, Any]
+    metrics: list[MetricRow]
+    status: str
+
+    @property
+    def id(self) -> str:
+        return str(self.info.get("id") or self.path.name)
+
+    @property
+    def role(self) -> str:
+        return str(self.info.get("role") or "mtl")
+
+    @property
+    def started_at(self) -> str:
+        return str(self.info.get("started_at") or "")
+
+    @property
+    def seed(self) -> Any:
+        return self.recipe.get("seed", self.info.get("seed"))
+
+    @property
+    def tasks(self) -> list[str]:
+        """Task names in recipe order, then any others that metrics.csv mentions."""
+        names = list((self.recipe.get("tasks") or {}).keys())
+        for row in self.metrics:
+            if row.task not in names:
+                names.append(row.task)
+        return names
+
+    def flat_recipe(self) -> dict[str, Any]:
+        """The recipe as dotted keys (computed once; do not modify it)."""
+        return self._flat
+
+    @functools.cached_property
+    def _flat(self) -> dict[str, Any]:
+        return flatten(self.recipe)
+
+    def fields(self) -> dict[str, Any]:
+        """Every key `--where` can filter on: dotted recipe keys, then run.json fields."""
+        return self._fields
+
+    @functools.cached_property
+    def _fields(self) -> dict[str, Any]:
+        fields = dict(self.flat_recipe())
+        for key, value in self.info.items():
+            if not isinstance(value, (dict, list)):
+                fields[f"run.{key}"] = value
+        fields.update(status=self.status, role=self.role, id=self.id,
+                      recipe_name=self.info.get("recipe_name", self.recipe.get("name")))
+        return fields
+
+    def headline(self, split: str = "test") -> list[MetricRow]:
+        """The first metric of each task on `split` (the task type's main metric)."""
+        seen: dict[str, MetricRow] = {}
+        for row in self.metrics:
+            if row.split == split and row.task not in seen:
+                seen[row.task] = row
+        return list(seen.values())
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` → `{"a.b": 1}`; lists stay values (`[64, 32]`)."""
+    if not isinstance(tree, dict):
+        return {prefix: tree} if prefix else {}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, name))
+        else:
+            flat[name] = value
+    return flat
+
+
+def pid_alive(pid: Any) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        pid = int(pid)
+    except (TypeError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def effective_status(info: dict[str, Any], hostname: str | None = None) -> str:
+    """run.json's status, except `crashed` for a running run whose pid is gone on this host.
+
+    A run started on another host stays `running`: we cannot see its process from here.
+    """
+    status = str(info.get("status") or "unknown")
+    if status != "running":
+        return status
+    if info.get("host") not in (None, hostname or socket.gethostname()):
+        return status
+    return status if pid_alive(info.get("pid")) else "crashed"
+
+
+def _read_run_json(path: Path) -> dict[str, Any]:
+    file = path / "run.json"
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UnreadableRun("run.json is missing") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UnreadableRun(f"run.json cannot be read ({error})") from None
+    try:
+        info = json.loads(text)
+    except ValueError as error:
+        what = "is empty" if not text.strip() else f"is truncated or not JSON ({error})"
+        raise UnreadableRun(f"run.json {what}") from None
+    if not isinstance(info, dict):
+        raise UnreadableRun(f"run.json holds a {type(info).__name__}, not an object")
+    if "status" not in info:
+        raise UnreadableRun("run.json has no 'status' (half-written?)")
+    return info
+
+
+def _read_recipe(path: Path) -> dict[str, Any]:
+    file = path / "recipe.yaml"
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UnreadableRun("recipe.yaml is missing") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UnreadableRun(f"recipe.yaml cannot be read ({error})") from None
+    try:
+        recipe = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as error:
+        line = getattr(getattr(error, "problem_mark", None), "line", None)
+        where = f" at line {line + 1}" if line is not None else ""
+        raise UnreadableRun(f"recipe.yaml is not valid YAML{where}") from None
+    if not isinstance(recipe, dict):
+        raise UnreadableRun("recipe.yaml does not hold a mapping")
+    return recipe
+
+
+def read_metrics(file: Path) -> list[MetricRow]:
+    """Reads metrics.csv; raises UnreadableRun naming the first bad line."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UnreadableRun(f"metrics.csv cannot be read ({error})") from None
+    reader = csv.reader(text.splitlines())
+    header = next(reader, None)
+    if header is None:
+        raise UnreadableRun("metrics.csv is empty")
+    missing = [c for c in METRIC_COLUMNS if c not in header]
+    if missing:
+        raise UnreadableRun(f"metrics.csv lacks the column(s) {', '.join(missing)}")
+    index = {name: header.index(name) for name in (*METRIC_COLUMNS, "n") if name in header}
+    rows = []
+    for line, record in enumerate(reader, start=2):
+        if not record:
+            continue
+        if len(record) != len(header):
+            raise UnreadableRun(f"metrics.csv line {line} has {len(record)} fields, "
+                                f"expected {len(header)} (truncated?)")
+        raw = record[index["value"]]
+        try:
+            value = float(raw) if raw.strip() else math.nan
+        except ValueError:
+            raise UnreadableRun(f"metrics.csv line {line}: value {raw!r} is not a number") from None
+        n = None
+        if "n" in index and record[index["n"]].strip():
+            try:
+                n = int(float(record[index["n"]]))
+            except ValueError:
+                raise UnreadableRun(f"metrics.csv line {line}: n {record[index['n']]!r} "
+                                    f"is not a number") from None
+        rows.append(MetricRow(record[index["task"]], record[index["metric"]],
+                              record[index["split"]], value, n))
+    return rows
+
+
+def read_run(path: str | Path, hostname: str | None = None) -> Run:
+    """Reads one run directory.
+
+    A completed run must have run.json, recipe.yaml and metrics.csv; a run that did not
+    complete may lack metrics.csv.
+
+    Raises:
+        UnreadableRun: a required file is missing, truncated or garbled.
+    """
+    path = Path(path)
+    info = _read_run_json(path)
+    recipe = _read_recipe(path)
+    metrics_file = path / "metrics.csv"
+    if metrics_file.exists():
+        metrics = read_metrics(metrics_file)
+    elif info.get("status") == "completed":
+        raise UnreadableRun("metrics.csv is missing although the run is completed")
+    else:
+        metrics = []
+    return Run(path, info, recipe, metrics, effective_status(info, hostname))
+
+
+def looks_like_run(path: Path) -> bool:
+    """A folder holding any of the files a run writes (an empty one is ignored silently)."""
+    return path.is_dir() and any((path / name).exists() for name in RUN_FILES)
+
+
+def scan_runs(results: str | Path, warn: Warn | None = None) -> list[Run]:
+    """Every readable run under `results`, oldest first.
+
+    Args:
+        results: the results folder.
+        warn: called with one line for each run folder that is skipped.
+    """
+    results = Path(results)
+    if not results.is_dir():
+        return []
+    return read_runs((p for p in sorted(results.iterdir())
+                      if not p.name.startswith(".") and looks_like_run(p)), warn)
+
+
+def read_runs(paths: Iterable[Path], warn: Warn | None = None) -> list[Run]:
+    """Reads the given run folders, warning about and skipping the unreadable ones."""
+    hostname = socket.gethostname()
+    runs = []
+    for path in paths:
+        try:
+            runs.append(read_run(path, hostname))
+        except UnreadableRun as problem:
+            if warn is not None:
+                warn(f"skipped {path}: {problem}")
+    runs.sort(key=lambda run: (run.started_at, run.id))
+    return runs
+
+
+def resolve_run(ref: str, results: str | Path) -> Path:
+    """The folder of RUN given as a path, a run id or a unique prefix of one.
+
+    Raises:
+        UsageError: no run or several runs match.
+    """
+    candidate = Path(ref)
+    if candidate.is_dir() and (candidate / "run.json").exists():
+        return candidate
+    results = Path(results)
+    if results.is_dir():
+        ids = sorted(p.name for p in results.iterdir() if p.is_dir() and not p.name.startswith("."))
+    else:
+        ids = []
+    if ref in ids:
+        return results / ref
+    matches = [i for i in ids if i.startswith(ref)]
+    if len(matches) == 1:
+        return results / matches[0]
+    if len(matches) > 1:
+        shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+        raise UsageError(f"RUN {ref!r} matches {len(matches)} runs in {results}: {shown}. "
+                         f"Give more of the id.")
+    if candidate.is_dir():
+        raise UsageError(f"{ref} is a folder but not a run directory (no run.json)")
+    where = f"in {results}" if results.is_dir() else f"(the results folder {results} does not exist)"
+    raise UsageError(f"no run {ref!r} {where}.{did_you_mean(ref, ids)} "
+                     f"See `mtl runs --results {results}`.")
+
+
+def load_one(ref: str, results: str | Path) -> Run:
+    """Resolves and reads one run for `mtl show`; a broken run.json is an error (exit 1)."""
+    path = resolve_run(ref, results)
+    try:
+        return read_run(path)
+    except UnreadableRun as problem:
+        raise RunError(f"cannot read {path}: {problem}") from None
+
+
+# -- --where filters ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Where:
+    """One `--where key=value` (or `key!=value`) filter; value may hold `*` wildcards."""
+
+    key: str
+    value: str
+    negate: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> "Where":
+        key, sep, value = text.partition("=")
+        negate = key.endswith("!")
+        key = key[:-1] if negate else key
+        if not sep or not key.strip():
+            raise UsageError(f"--where takes KEY=VALUE or KEY!=VALUE. Received: {text!r}")
+        return cls(key.strip(), value.strip(), negate)
+
+    def matches(self, fields: dict[str, Any]) -> bool:
+        found = self.key in fields and value_matches(fields[self.key], self.value)
+        return found != self.negate
+
+
+def value_matches(actual: Any, wanted: str) -> bool:
+    """Whether a recipe value equals what the user typed (`200` matches 200, `[64,32]` a list)."""
+    if "*" in wanted or "?" in wanted:
+        return fnmatch.fnmatchcase(format_value(actual), wanted)
+    try:
+        parsed = yaml.load(wanted, Loader=_Loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError:
+        parsed = wanted
+    if isinstance(parsed, bool) or isinstance(actual, bool):  # keep true apart from 1
+        return parsed is actual
+    return parsed == actual or format_value(actual) == wanted
+
+
+def format_value(value: Any) -> str:
+    """A recipe value as one short string: `null`, `true`, `[64, 32]`, `adam`."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(", ", ": "), default=str)
+    return str(value)
+
+
+def filter_runs(runs: list[Run], wheres: Iterable[str]) -> list[Run]:
+    """Keeps the runs matching every `--where`; an unknown key is a usage error."""
+    filters = [Where.parse(w) for w in wheres]
+    if not filters:
+        return list(runs)
+    all_fields = [run.fields() for run in runs]
+    known = set().union(*all_fields) if all_fields else set()
+    for where in filters:
+        if all_fields and where.key not in known:
+            raise UsageError(f"--where: no run has the key {where.key!r}."
+                             f"{did_you_mean(where.key, sorted(known))}")
+    return [run for run, fields in zip(runs, all_fields)
+            if all(where.matches(fields) for where in filters)]
