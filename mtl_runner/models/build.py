@@ -45,31 +45,3 @@ def build_model(recipe, spec: FeatureSpec, tasks: dict[str, TaskType],
         for name, task in tasks.items()
     }
     return keras.Model(inputs=inputs, outputs=outputs, name=recipe.name.replace("-", "_"))
-
-
-def build_optimizer(config) -> keras.optimizers.Optimizer:
-    """The recipe's optimizer (`training.optimizer`)."""
-    options: dict[str, Any] = {"learning_rate": config.learning_rate}
-    if config.clipnorm:
-        options["clipnorm"] = config.clipnorm
-    if config.weight_decay is not None:
-        options["weight_decay"] = config.weight_decay
-    if config.name == "sgd":
-        return keras.optimizers.SGD(momentum=config.momentum, **options)
-    if config.name == "rmsprop":
-        return keras.optimizers.RMSprop(momentum=config.momentum, **options)
-    classes = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
-               "nadam": keras.optimizers.Nadam}
-    return classes[config.name](**options)
-
-
-def compile_model(model: keras.Model, recipe, tasks: dict[str, TaskType],
-                  infos: dict[str, dict[str, Any]], loss_weights: dict[str, float]) -> None:
-    """Compiles with per-task losses, metrics and loss weights: Σ_i w_i L_i."""
-    model.compile(
-        optimizer=build_optimizer(recipe.training.optimizer),
-        loss={name: task.keras_loss() for name, task in tasks.items()},
-        loss_weights=loss_weights,
-        # weighted: an example whose label is missing (mask 0) counts in neither loss nor metric
-        weighted_metrics={name: task.keras_metrics(infos[name]) for name, task in tasks.items()},
-    )

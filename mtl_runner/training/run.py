@@ -109,11 +109,11 @@ def _train(loaded: LoadedRecipe, run: RunDirectory, echo: Echo) -> None:
     import keras
 
     from mtl_runner.data.sources import read_source
-    from mtl_runner.models.build import build_model, compile_model
+    from mtl_runner.models.build import build_model
+    from mtl_runner.training.compile import compile_for_training
     from mtl_runner.training.callbacks import EpochLine, HistoryWriter, StopOnNaN
     from mtl_runner.training.evaluate import evaluate, metrics_table
     from mtl_runner.training.prepare import make_dataset, prepare
-    from mtl_runner.weighting import WEIGHTINGS
 
     recipe = loaded.recipe
     run.update(**device_info(), versions=versions())
@@ -128,9 +128,7 @@ def _train(loaded: LoadedRecipe, run: RunDirectory, echo: Echo) -> None:
          f"features; tasks: {', '.join(prepared.tasks)}")
 
     model = build_model(recipe, prepared.spec, prepared.tasks, prepared.infos)
-    weighting = WEIGHTINGS.get(recipe.weighting.name)(
-        recipe.weighting, {n: t.weight for n, t in recipe.tasks.items()})
-    compile_model(model, recipe, prepared.tasks, prepared.infos, weighting.loss_weights())
+    trainer = compile_for_training(model, recipe, prepared.tasks, prepared.infos)
 
     training = recipe.training
     train_data = make_dataset(prepared, "train", training.batch_size, recipe.seed, shuffle=True)
@@ -148,7 +146,7 @@ def _train(loaded: LoadedRecipe, run: RunDirectory, echo: Echo) -> None:
             mode=monitor_mode(stopping.monitor), restore_best_weights=stopping.restore_best_weights,
             verbose=0))
     started = time.perf_counter()
-    history = model.fit(train_data, validation_data=validation_data, epochs=training.epochs,
+    history = trainer.fit(train_data, validation_data=validation_data, epochs=training.epochs,
                         callbacks=callbacks, shuffle=False,  # the dataset shuffles itself
                         verbose=1 if interactive else 0)
     train_seconds = time.perf_counter() - started

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mtl_runner.models.build import build_model, compile_model
+from mtl_runner.models.build import build_model
+from mtl_runner.training.compile import compile_for_training
 from mtl_runner.recipe import load_recipe
 from mtl_runner.training.prepare import make_dataset, prepare
 
@@ -19,8 +20,7 @@ def built(write_recipe):
     recipe = load_recipe(write_recipe())
     prepared = prepare(recipe.frame, recipe.recipe)
     model = build_model(recipe.recipe, prepared.spec, prepared.tasks, prepared.infos)
-    compile_model(model, recipe.recipe, prepared.tasks, prepared.infos,
-                  {n: 1.0 for n in prepared.tasks})
+    compile_for_training(model, recipe.recipe, prepared.tasks, prepared.infos)
     return recipe.recipe, prepared, model
 
 
