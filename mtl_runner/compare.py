@@ -113,18 +113,24 @@ def select_metrics(available: Sequence[str], wanted: Sequence[str]) -> list[str]
 # -- Δm -----------------------------------------------------------------------------------------
 
 
+def data_signature(run: Run, task: str) -> tuple:
+    """What a baseline of `task` must share with a run: the data block, and the task's type,
+    label and own data."""
+    flat = run.flat_recipe()
+    prefixes = (DATA_PREFIX, f"tasks.{task}.data")
+    data = tuple(sorted((k, format_value(v)) for k, v in flat.items() if k.startswith(prefixes)))
+    own = tuple(format_value(flat.get(f"tasks.{task}.{field}")) for field in ("type", "label"))
+    return data + own
+
+
 def same_data(run: Run, baseline: Run, task: str) -> bool:
-    """Whether `baseline` was trained on the data `run` uses for `task` (same data block and
-    the same label and type for that task)."""
-    ours, theirs = run.flat_recipe(), baseline.flat_recipe()
-    data_keys = {k for k in (*ours, *theirs) if k.startswith(DATA_PREFIX)}
-    if any(format_value(ours.get(k)) != format_value(theirs.get(k)) for k in data_keys):
-        return False
-    for field in ("type", "label", "data"):
-        key = f"tasks.{task}.{field}"
-        if format_value(ours.get(key)) != format_value(theirs.get(key)):
-            return False
-    return True
+    """Whether `baseline` was trained on the data `run` uses for `task`."""
+    return data_signature(run, task) == data_signature(baseline, task)
+
+
+def _finite_mean(values: Sequence[float]) -> float:
+    finite = [v for v in values if isinstance(v, float) and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
 
 
 def task_delta(values: dict[str, float], baseline: dict[str, float]) -> float:
@@ -145,34 +151,42 @@ def delta_terms(runs: Sequence[Run], wide: pd.DataFrame, columns: Sequence[str]
 
     Baselines of task t are the `baseline:t` runs with the same data; B is their mean.
     """
-    baselines: dict[str, list[Run]] = {}
+    table = wide.to_dict(orient="index")  # plain dicts: this loop runs per run and task
+    by_task = {task: [c for c in columns if c.split(".", 1)[0] == task]
+               for task in dict.fromkeys(c.split(".", 1)[0] for c in columns)}
+    references: dict[tuple, list[str]] = {}
     for run in runs:
         if is_baseline(run):
-            baselines.setdefault(run.role[len(BASELINE):], []).append(run)
-    tasks = list(dict.fromkeys(c.split(".", 1)[0] for c in columns))
-    out = pd.DataFrame(index=wide.index, dtype=float)
+            task = run.role[len(BASELINE):]
+            references.setdefault((task, data_signature(run, task)), []).append(run.id)
+    means: dict[tuple, dict[str, float]] = {}
+    terms: dict[str, dict[str, float]] = {}
     missing: set[str] = set()
     for run in runs:
         if is_baseline(run):
             continue
-        for task in tasks:
-            task_columns = [c for c in columns if c.split(".", 1)[0] == task]
-            values = {c.split(".", 1)[1]: wide.at[run.id, c] for c in task_columns}
-            if all(not np.isfinite(v) for v in values.values()):
+        for task, task_columns in by_task.items():
+            values = {c.split(".", 1)[1]: table[run.id][c] for c in task_columns}
+            if not any(math.isfinite(v) for v in values.values()):
                 continue  # this run has no such task
-            matching = [b for b in baselines.get(task, []) if same_data(run, b, task)]
-            if not matching:
+            key = (task, data_signature(run, task))
+            if key not in references:
                 missing.add(task)
                 continue
-            base = wide.loc[[b.id for b in matching], task_columns].mean(axis=0)
-            reference = {c.split(".", 1)[1]: float(base[c]) for c in task_columns}
-            out.at[run.id, f"delta.{task}"] = task_delta(values, reference)
+            if key not in means:
+                means[key] = {c.split(".", 1)[1]: _finite_mean([table[i][c]
+                                                                 for i in references[key]])
+                              for c in task_columns}
+            terms.setdefault(f"delta.{task}", {})[run.id] = task_delta(values, means[key])
+    out = pd.DataFrame(terms, index=wide.index, dtype=float)
     notes = []
-    if missing:
-        notes.append(f"no baseline run with the same data for: {', '.join(sorted(missing))} "
-                     f"(Δm averages the tasks that have one; train them with "
-                     f"`mtl train --baselines`)")
-    delta_cols = [c for c in out.columns if c.startswith("delta.")]
+    delta_cols = list(out.columns)
+    if missing and delta_cols:
+        notes.append(f"no baseline run with the same data for: {', '.join(sorted(missing))}; "
+                     f"Δm averages the tasks that have one")
+    elif missing:
+        notes.append("no Δm: it needs single-task runs (role baseline:<task>) on the same data; "
+                     "train them with `mtl train --baselines`")
     out["delta_m"] = out[delta_cols].mean(axis=1, skipna=True) if delta_cols else math.nan
     return out, notes
 
@@ -275,7 +289,8 @@ def _labels(groups: list[list[Run]], group_by: Sequence[str] | None) -> list[str
 
 
 def compare(runs: Sequence[Run], split: str = "test", metrics: Sequence[str] = (),
-            group_by: Sequence[str] | None = None) -> Comparison:
+            group_by: Sequence[str] | None = None, references: Sequence[Run] = ()
+            ) -> Comparison:
     """Builds the comparison table of `runs` on `split`.
 
     Args:
@@ -285,16 +300,20 @@ def compare(runs: Sequence[Run], split: str = "test", metrics: Sequence[str] = (
         metrics: `--metric` requests (`task.metric`, a task, or a metric); default: all.
         group_by: recipe keys to group on; None groups runs that differ only in their seed;
             `["none"]` gives one row per run.
+        references: more baseline runs, used for Δm but not shown as rows.
 
     Returns:
         A Comparison. Groups come in the order of their first run.
     """
     runs = list(runs)
-    wide = wide_metrics(runs, split)
-    columns = select_metrics(list(wide.columns), metrics)
+    ids = {run.id for run in runs}
+    everything = runs + [r for r in references if r.id not in ids and is_baseline(r)]
+    wide = wide_metrics(everything, split)
+    shown = wide.loc[[run.id for run in runs]]
+    columns = select_metrics([c for c in wide.columns if shown[c].notna().any()], metrics)
     wide = wide[columns]
-    deltas, notes = delta_terms(runs, wide, columns)
-    per_run = pd.concat([wide, deltas], axis=1)
+    deltas, notes = delta_terms(everything, wide, columns)
+    per_run = pd.concat([wide, deltas], axis=1).loc[[run.id for run in runs]]
     delta_cols = [c for c in deltas.columns if c.startswith("delta.")]
     has_delta = bool(delta_cols)
 
@@ -333,8 +352,6 @@ def compare(runs: Sequence[Run], split: str = "test", metrics: Sequence[str] = (
         higher = [bool(higher_is_better(c.split(".", 1)[1])) for c in objectives]
         mask = pareto_front(frame.loc[candidates, objectives].to_numpy(), higher)
         frame.loc[candidates, "pareto"] = mask
-        if len(objectives) > 1:
-            notes.append(f"pareto: not dominated on {', '.join(objectives)} (group means)")
     return Comparison(frame, columns, split, notes, per_run)
 
 

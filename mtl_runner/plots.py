@@ -34,9 +34,13 @@ def read_history(run: Run) -> pd.DataFrame | None:
     return frame
 
 
-def curve_column(history: pd.DataFrame, task: str) -> str | None:
-    """The column to draw for a task: validation loss, else training loss."""
-    for column in (f"val_{task}_loss", f"{task}_loss"):
+def curve_column(history: pd.DataFrame, task: str, only_task: bool = False) -> str | None:
+    """The column to draw for a task: validation loss, else training loss.
+
+    A single-task run (a baseline) has no task prefix: Keras names its columns `val_loss`.
+    """
+    names = (f"val_{task}_loss", f"{task}_loss") + (("val_loss", "loss") if only_task else ())
+    for column in names:
         if column in history.columns:
             return column
     return None
@@ -72,6 +76,7 @@ def plot_comparison(comparison: Comparison, runs: Sequence[Run], output: str | P
 
     frame = comparison.frame
     tasks = list(dict.fromkeys(c.split(".", 1)[0] for c in comparison.metrics))
+    tasks_of = {run.id: run.tasks for run in runs}
     histories: dict[str, pd.DataFrame] = {}
     for run in runs:
         try:
@@ -87,9 +92,9 @@ def plot_comparison(comparison: Comparison, runs: Sequence[Run], output: str | P
     panels = [("curve", t) for t in tasks] + [("bar", c) for c in bars]
     columns = max(1, min(MAX_COLUMNS, len(panels)))
     rows = max(1, math.ceil(len(panels) / columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(PANEL_WIDTH * columns,
-                                                        PANEL_HEIGHT * rows + 0.4 * len(frame)),
-                                squeeze=False)
+    figure, axes = plt.subplots(rows, columns, squeeze=False, layout="constrained",
+                                figsize=(PANEL_WIDTH * columns,
+                                         PANEL_HEIGHT * rows + 0.25 * len(frame) + 0.3))
     colours = plt.get_cmap("tab10" if len(frame) <= 10 else "tab20")
     positions = np.arange(len(frame))
 
@@ -98,7 +103,9 @@ def plot_comparison(comparison: Comparison, runs: Sequence[Run], output: str | P
             column_used = None
             for i, (_, row) in enumerate(frame.iterrows()):
                 group = [histories[r] for r in row["runs"] if r in histories]
-                column = next((curve_column(h, name) for h in group if curve_column(h, name)), None)
+                only = [tasks_of.get(r) == [name] for r in row["runs"] if r in histories]
+                column = next((c for h, o in zip(group, only) if (c := curve_column(h, name, o))),
+                              None)
                 if column is None:
                     continue
                 column_used = column
@@ -108,7 +115,8 @@ def plot_comparison(comparison: Comparison, runs: Sequence[Run], output: str | P
                     axis.fill_between(curve.index, curve["mean"] - curve["std"].fillna(0),
                                       curve["mean"] + curve["std"].fillna(0),
                                       color=colours(i % colours.N), alpha=0.2, lw=0)
-            axis.set_title(f"{name}: {'validation' if (column_used or '').startswith('val_') else 'training'} loss")
+            kind_of_loss = "validation" if (column_used or "").startswith("val_") else "training"
+            axis.set_title(f"{name}: {kind_of_loss} loss")
             axis.set_xlabel("epoch")
             axis.grid(alpha=0.3)
         else:
@@ -118,14 +126,18 @@ def plot_comparison(comparison: Comparison, runs: Sequence[Run], output: str | P
             bar_colours = [colours(i % colours.N) for i in range(len(frame))]
             hatches = ["//" if str(role).startswith(BASELINE) else "" for role in frame["role"]]
             drawn = axis.bar(positions, np.nan_to_num(means), color=bar_colours,
-                             yerr=None if errors is None else np.nan_to_num(errors),
-                             capsize=3, edgecolor="black", linewidth=0.5)
+                             edgecolor="black", linewidth=0.5)
             for patch, hatch, value in zip(drawn.patches, hatches, means):
                 patch.set_hatch(hatch)
                 if not np.isfinite(value):
                     patch.set_visible(False)
-            title = "Δm (%), lower is better" if name == "delta_m" else f"{name} ({comparison.split})"
-            axis.set_title(title)
+            if errors is not None:
+                shown = np.isfinite(means) & np.isfinite(errors)
+                if shown.any():
+                    axis.errorbar(positions[shown], means[shown], yerr=errors[shown], fmt="none",
+                                  ecolor="black", capsize=3, lw=1)
+            axis.set_title("Δm (%), lower is better" if name == "delta_m"
+                           else f"{name} ({comparison.split})")
             axis.set_xticks(positions, [str(i + 1) for i in range(len(frame))])
             if name == "delta_m":
                 axis.axhline(0, color="black", lw=0.8)
@@ -141,9 +153,7 @@ def plot_comparison(comparison: Comparison, runs: Sequence[Run], output: str | P
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours(i % colours.N)) for i in range(len(frame))]
     legend = [f"{i + 1}. {row['label']} (n={row['n']}){'  *pareto' if row.get('pareto') else ''}"
               for i, (_, row) in enumerate(frame.iterrows())]
-    figure.legend(handles, legend, loc="lower center", ncol=1, frameon=False, fontsize=8)
-    figure.tight_layout(rect=(0, 0.04 + 0.3 * len(frame) / (PANEL_HEIGHT * rows + 0.4 * len(frame)),
-                              1, 1))
+    figure.legend(handles, legend, loc="outside lower center", ncol=1, frameon=False, fontsize=8)
     output = Path(output)
     figure.savefig(output, dpi=150)
     plt.close(figure)

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import click
 
 from mtl_runner.commands import results_option
-from mtl_runner.errors import MtlError, UsageError
+from mtl_runner.errors import MtlError
 
 FORMATS = ("table", "csv", "tsv", "md", "json")
 SPLITS = ("test", "validation", "train")
@@ -356,7 +356,8 @@ def compare(run_refs: tuple[str, ...], results: str, wheres: tuple[str, ...], sp
         flat = frame.copy()
         for column in ("runs", "negative_transfer"):
             if column in flat:
-                flat[column] = flat[column].map(lambda v: ";".join(v) if isinstance(v, list) else "")
+                flat[column] = flat[column].map(
+                    lambda v: ";".join(v) if isinstance(v, list) else "")
         text = flat.to_csv(index=False, sep="," if fmt == "csv" else "\t",
                            float_format="%.6g", lineterminator="\n")
         emit(text.rstrip("\n"), output)
@@ -403,4 +404,4 @@ def _table(comparison, frame, group: list[str] | None, fmt: str) -> str:
     return text if fmt == "md" else f"{title}\n{text}"
 
 
-__all__ = ["compare", "runs", "show", "UsageError"]
+__all__ = ["compare", "runs", "show"]

@@ -73,7 +73,7 @@ class Run:
 
     @property
     def id(self) -> str:
-        return str(self.info.get("id") or self.path.name)
+        return self.path.name  # unique in a results folder, even if run.json was copied
 
     @property
     def role(self) -> str:
@@ -330,7 +330,8 @@ def resolve_run(ref: str, results: str | Path) -> Path:
                          f"Give more of the id.")
     if candidate.is_dir():
         raise UsageError(f"{ref} is a folder but not a run directory (no run.json)")
-    where = f"in {results}" if results.is_dir() else f"(the results folder {results} does not exist)"
+    where = (f"in {results}" if results.is_dir()
+             else f"(the results folder {results} does not exist)")
     raise UsageError(f"no run {ref!r} {where}.{did_you_mean(ref, ids)} "
                      f"See `mtl runs --results {results}`.")
 
