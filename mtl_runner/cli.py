@@ -36,24 +36,92 @@ def cli() -> None:
     """
 
 
+name_option = click.option("--name", default=None, help="Run name (letters, digits, '._-'); "
+                           "default: the recipe's name.")
+
+
+def train_loaded(loaded, results: str, name: str | None) -> None:
+    """Runs a validated recipe (the common end of `train` and `finetune`)."""
+    from mtl_runner.errors import UsageError
+    from mtl_runner.results.run_dir import RUN_NAME
+    from mtl_runner.training.run import train as run_training
+
+    if name is not None and not RUN_NAME.match(name):
+        raise UsageError(f"--name may hold only letters, digits, '.', '_' and '-'. Received: {name!r}")
+    run_training(loaded, results, name=name, command=["mtl", *sys.argv[1:]], echo=click.echo)
+
+
 @cli.command()
 @click.argument("recipe", type=click.Path(dir_okay=False))
 @set_option
 @results_option
-@click.option("--name", default=None, help="Run name (letters, digits, '._-'); default: the "
-              "recipe's name.")
+@name_option
 def train(recipe: str, overrides: tuple[str, ...], results: str, name: str | None) -> None:
     """Train the multi-task model a RECIPE describes; write a run folder under --results."""
+    from mtl_runner.errors import UsageError
     from mtl_runner.recipe import load_recipe
     from mtl_runner.results.run_dir import RUN_NAME
-    from mtl_runner.errors import UsageError
 
-    if name is not None and not RUN_NAME.match(name):
+    if name is not None and not RUN_NAME.match(name):  # before any work
         raise UsageError(f"--name may hold only letters, digits, '.', '_' and '-'. Received: {name!r}")
-    loaded = load_recipe(recipe, overrides)
-    from mtl_runner.training.run import train as run_training
+    train_loaded(load_recipe(recipe, overrides), results, name)
 
-    run_training(loaded, results, name=name, command=["mtl", *sys.argv[1:]], echo=click.echo)
+
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False), required=False)
+@click.option("--backbone", default=None, help="Backbone: resnet50 (default), resnet101, "
+              "mobilenet_v2, efficientnet_b0, convnext_tiny.")
+@click.option("--data", "data", default=None, help="A folder of class subfolders, or a "
+              ".csv/.parquet/.npz file with an image column and label columns.")
+@click.option("--weights", default=None, help="imagenet (default; downloads once), none, a "
+              "weights FILE, or run:RUN (the backbone of an earlier run).")
+@click.option("--image-size", type=click.IntRange(8, 4096), default=None,
+              help="Side images are resized to (default 224).")
+@click.option("--epochs", default=None, help="N, or WARMUP,FINETUNE epochs (default 5).")
+@click.option("--unfreeze", default=None, help="What the second stage trains: all (default), "
+              "N last backbone layers, N%, or a layer-name pattern.")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3,
+              show_default=True, help="Warm-up learning rate; fine-tuning uses 1/100 of it.")
+@click.option("--label", "labels", multiple=True, help="Label column of a table (repeatable: "
+              "one classification head each). Default: label.")
+@click.option("--image-column", default="image", show_default=True, help="Column of image paths "
+              "or arrays.")
+@click.option("--cache/--no-cache", default=None, help="Cache backbone features in frozen stages "
+              "(default: on).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@set_option
+@results_option
+@name_option
+def finetune(recipe: str | None, backbone: str | None, data: str | None, weights: str | None,
+             image_size: int | None, epochs: str | None, unfreeze: str | None,
+             learning_rate: float, labels: tuple[str, ...], image_column: str, cache: bool | None,
+             seed: int, overrides: tuple[str, ...], results: str, name: str | None) -> None:
+    """Fine-tune a pretrained backbone: a frozen warm-up of new heads, then unfreezing.
+
+    \b
+    mtl finetune --backbone resnet50 --data images/ --image-size 96
+    mtl finetune recipes/finetune_offline.yaml --epochs 2,3
+    """
+    from pathlib import Path
+
+    from mtl_runner.errors import UsageError
+    from mtl_runner.finetune import finetune_recipe, flag_overrides
+    from mtl_runner.recipe import load_recipe, validate_recipe
+
+    if recipe is not None:
+        if data is not None:
+            raise UsageError("give either a RECIPE or --data, not both (the recipe names its data)")
+        extra = flag_overrides(backbone, weights, image_size, epochs, unfreeze, cache)
+        loaded = load_recipe(recipe, [*extra, *overrides])
+    else:
+        if data is None:
+            raise UsageError("mtl finetune needs --data PATH (or a RECIPE). "
+                             "Example: mtl finetune --backbone resnet50 --data images/")
+        built = finetune_recipe(backbone or "resnet50", data, weights or "imagenet", image_size,
+                                epochs or "5", unfreeze or "all", learning_rate, labels,
+                                image_column, cache is not False, seed)
+        loaded = validate_recipe(built, Path("mtl-finetune-flags"), overrides=overrides)
+    train_loaded(loaded, results, name)
 
 
 @cli.command()
@@ -81,6 +149,10 @@ def schema() -> None:
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     document["title"] = "mtl recipe"
     click.echo(json.dumps(document, indent=2))
+
+
+from mtl_runner.commands.inspect import compare, runs, show  # noqa: E402
+for _command in (runs, show, compare): cli.add_command(_command)
 
 
 def main() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from mtl_runner.data.images import image_dir_table
 from mtl_runner.errors import RunError
 
 
@@ -20,9 +22,10 @@ class SourceError(RunError):
         super().__init__(message)
 
 
-def read_npz(path: Path) -> pd.DataFrame:
+def read_npz(path: Path, keep_whole: tuple[str, ...] = ()) -> pd.DataFrame:
     """An .npz file as a table: each 1-D array is a column, each N-D array is flattened into
-    columns `name_0`, `name_1`, ... All arrays must have the same first dimension."""
+    columns `name_0`, `name_1`, ... (or, if named in `keep_whole`, kept as one column of
+    per-row arrays, e.g. images). All arrays must have the same first dimension."""
     with np.load(path, allow_pickle=False) as archive:
         arrays = {name: archive[name] for name in archive.files}
     lengths = {name: len(a) for name, a in arrays.items() if a.ndim > 0}
@@ -35,6 +38,8 @@ def read_npz(path: Path) -> pd.DataFrame:
     for name, array in arrays.items():
         if array.ndim == 1:
             columns[name] = array
+        elif name in keep_whole:
+            columns[name] = list(array)
         elif array.ndim > 1:
             flat = array.reshape(len(array), -1)
             for j in range(flat.shape[1]):
@@ -57,8 +62,22 @@ def read_source(data, resolve=lambda p: Path(p)) -> pd.DataFrame:
 
         if data.name not in DATASETS:
             raise SourceError(DATASETS.unknown_message(data.name), ("data", "name"))
-        return DATASETS.get(data.name)()
+        loader = DATASETS.get(data.name)
+        try:
+            inspect.signature(loader).bind(**data.options)
+        except TypeError as error:
+            raise SourceError(f"options of builtin dataset '{data.name}': {error}",
+                              ("data", "options")) from None
+        return loader(**data.options)
     path = resolve(data.path)
+    if data.source == "image_dir":
+        if not path.is_dir():
+            raise SourceError(f"image folder not found: {path}")
+        frame = image_dir_table(path, data.image.column if data.image else "image")
+        if frame.empty:
+            raise SourceError(f"{path}: no images found in class subfolders "
+                              f"(expected {path}/<class>/<image file>)")
+        return frame
     if not path.is_file():
         raise SourceError(f"data file not found: {path}")
     try:
@@ -67,7 +86,7 @@ def read_source(data, resolve=lambda p: Path(p)) -> pd.DataFrame:
         elif data.source == "parquet":
             frame = pd.read_parquet(path)
         else:
-            frame = read_npz(path)
+            frame = read_npz(path, (data.image.column,) if data.image else ())
     except SourceError:
         raise
     except pd.errors.EmptyDataError:
@@ -80,4 +99,8 @@ def read_source(data, resolve=lambda p: Path(p)) -> pd.DataFrame:
         raise SourceError(f"{path}: cannot read as {data.source}: {error}") from None
     if frame.empty:
         raise SourceError(f"{path}: no rows (only a header?)")
+    if data.image is not None and data.image.column in frame.columns and data.source != "npz":
+        # image paths in a table are relative to the table's folder
+        frame[data.image.column] = [str(path.parent / p) if isinstance(p, str) else p
+                                    for p in frame[data.image.column]]
     return frame

@@ -23,25 +23,50 @@ def build_head(x, task: TaskType, head_config, units: int):
                               name=task.task_name)(x)
 
 
-def build_model(recipe, spec: FeatureSpec, tasks: dict[str, TaskType],
-                infos: dict[str, dict[str, Any]]) -> keras.Model:
-    """The functional multi-task model of a recipe, not yet compiled.
-
-    Args:
-        recipe: the validated `Recipe`.
-        spec: feature columns and their train statistics.
-        tasks: task objects by task name.
-        infos: each task's label encoding (classes, scale).
-
-    Returns:
-        A `keras.Model` with one named input per feature and one output per task.
-    """
-    inputs, features = build_inputs(spec)
+def build_top(features, recipe, tasks: dict[str, TaskType], infos: dict[str, dict[str, Any]]):
+    """Trunk and heads on a feature tensor: one output tensor per task."""
     trunk = TRUNKS.get(recipe.model.trunk.type)(recipe.model.trunk)
     representations = trunk.build(features, list(tasks))
-    outputs = {
+    return {
         name: build_head(representations[name], task, task.config.head or recipe.model.heads,
                          task.output_units(infos[name]))
         for name, task in tasks.items()
     }
-    return keras.Model(inputs=inputs, outputs=outputs, name=recipe.name.replace("-", "_"))
+
+
+def build_model(recipe, spec: FeatureSpec | None, tasks: dict[str, TaskType],
+                infos: dict[str, dict[str, Any]]) -> keras.Model:
+    """The functional multi-task model of a recipe, not yet compiled.
+
+    Tabular input: one named input per feature column, preprocessing layers, trunk, heads.
+    Image input: `image` → augmentation → encoder (backbone) → decoder (trunk and heads); see
+    `mtl_runner.models.images`.
+
+    Args:
+        recipe: the validated `Recipe`.
+        spec: feature columns and their train statistics (None for image input).
+        tasks: task objects by task name.
+        infos: each task's label encoding (classes, scale).
+
+    Returns:
+        A `keras.Model` with one output per task, named after the task.
+    """
+    from mtl_runner.models import images
+
+    name = recipe.name.replace("-", "_").replace(".", "_")
+    if recipe.data.image is None:
+        inputs, features = build_inputs(spec)
+        return keras.Model(inputs=inputs, outputs=build_top(features, recipe, tasks, infos), name=name)
+    shape = recipe.data.image.shape()
+    image = keras.Input(shape=shape, name="image")
+    augment = images.augmentation(recipe.data.augment)
+    x = augment(image) if augment is not None else image
+    if recipe.model.backbone is None:
+        return keras.Model({"image": image}, build_top(images.flatten_pixels(x), recipe, tasks, infos),
+                           name=name)
+    encoder = images.build_encoder(recipe.model.backbone, shape)
+    pooled = keras.Input(shape=encoder.output.shape[1:], name="features")
+    decoder = keras.Model({"features": pooled}, build_top(pooled, recipe, tasks, infos),
+                          name=images.DECODER)
+    outputs = decoder({"features": encoder(x)})
+    return keras.Model({"image": image}, {task: outputs[task] for task in tasks}, name=name)

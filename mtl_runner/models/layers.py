@@ -47,3 +47,39 @@ class MissingIndicator(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "columns": self.columns}
+
+
+@keras.saving.register_keras_serializable(package="mtl")
+class PreprocessInput(keras.layers.Layer):
+    """A backbone's `preprocess_input`, as a layer inside the model (RGB in [0, 255]).
+
+    Modes follow `keras.applications.imagenet_utils.preprocess_input`: "caffe" (RGB → BGR,
+    minus the ImageNet channel means), "tf" (to [-1, 1]), "torch" (to [0, 1], then
+    standardized per channel), "none" (the application normalizes by itself).
+
+    Args:
+        mode: one of "caffe", "tf", "torch", "none".
+    """
+
+    MEANS = {"caffe": (103.939, 116.779, 123.68), "torch": (0.485, 0.456, 0.406)}
+    STDS = {"torch": (0.229, 0.224, 0.225)}
+
+    def __init__(self, mode: str, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in ("caffe", "tf", "torch", "none"):
+            raise ValueError(f"mode must be caffe, tf, torch or none. Received: mode={mode!r}")
+        self.mode = mode
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        if self.mode == "caffe":
+            return ops.flip(x, axis=-1) - ops.convert_to_tensor(self.MEANS["caffe"])
+        if self.mode == "tf":
+            return x / 127.5 - 1.0
+        if self.mode == "torch":
+            return (x / 255.0 - ops.convert_to_tensor(self.MEANS["torch"])) / ops.convert_to_tensor(
+                self.STDS["torch"])
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}

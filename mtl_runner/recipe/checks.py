@@ -122,6 +122,8 @@ def columns_exist(loaded) -> list[Problem]:
                 need(column, ("tasks", name, "label", i), "label column")
                 labels.add(column)
     data = loaded.recipe.data
+    if data.image is not None:
+        need(data.image.column, ("data", "image", "column"), "image column")
     for field in ("features", "exclude", "categorical"):
         for i, column in enumerate(getattr(data, field) or []):
             need(column, ("data", field, i), f"{field.rstrip('s')} column")
@@ -154,7 +156,7 @@ def features_are_usable(loaded) -> list[Problem]:
     frame = getattr(loaded, "frame", None)
     recipe = loaded.recipe
     labels = [c for t in recipe.tasks.values() for c in ([t.label] if isinstance(t.label, str) else t.label)]
-    if frame is None or not all(c in frame.columns for c in labels):
+    if frame is None or not all(c in frame.columns for c in labels) or recipe.data.image:
         return []
     numeric, categorical = select_features(frame, recipe.data, labels)
     numeric = [c for c in numeric if c in frame.columns]

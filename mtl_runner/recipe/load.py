@@ -157,17 +157,26 @@ def apply_override(data: dict, text: str) -> Path_:
         value = yaml.load(value_text, Loader=RecipeLoader) if value_text.strip() else None
     except yaml.YAMLError:
         value = value_text
-    target = data
-    for i, part in enumerate(key[:-1]):
-        child = target.get(part)
-        if child is None:
-            child = target[part] = {}
-        if not isinstance(child, dict):
-            raise RecipeError([Problem(OVERRIDE, None, dotted(key[: i + 1]),
-                                       "cannot set a key inside a value that is not a mapping",
-                                       received(child))])
-        target = child
-    target[key[-1]] = value
+    key = tuple(int(part) if part.isdigit() else part for part in key)
+    target: Any = data
+    for i, part in enumerate(key):
+        last = i == len(key) - 1
+        if isinstance(target, list):
+            if not isinstance(part, int) or part >= len(target):
+                raise RecipeError([Problem(OVERRIDE, None, dotted(key[: i + 1]),
+                                           f"no item {part} in a list of {len(target)}",
+                                           received(text))])
+        elif isinstance(target, dict):
+            if not last and not isinstance(target.get(part), (dict, list)):
+                if target.get(part) is not None:
+                    raise RecipeError([Problem(OVERRIDE, None, dotted(key[: i + 1]),
+                                               "cannot set a key inside a value that is not a "
+                                               "mapping", received(target[part]))])
+                target[part] = {}
+        if last:
+            target[part] = value
+        else:
+            target = target[part]
     return key
 
 
@@ -182,6 +191,8 @@ def _clean_location(loc: tuple, data: Any) -> Path_:
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             key.append(part)
             node = node[part]
+        elif isinstance(node, dict) and part in (node.get("type"), node.get("name")):
+            continue  # pydantic names the branch of a tagged union by its tag value
         elif isinstance(node, dict) or isinstance(node, list):
             # a key that is absent (missing / extra) is still the last part of the path
             if not isinstance(part, str) or not re.match(r"^[a-z-]+\[|^(str|int|float|bool|list|dict|function-)", part):
@@ -303,6 +314,23 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
         raise RecipeError([Problem(file, line_of(lines, ()), "", "a recipe is a mapping of keys "
                                    "(name, data, tasks, ...)", type(data).__name__,
                                    "Start from recipes/quickstart.yaml.")])
+    return validate_recipe(data, path, lines, overrides, check_data)
+
+
+def validate_recipe(data: dict, path: Path, lines: dict[Path_, int] | None = None,
+                    overrides: list[str] | tuple[str, ...] = (), check_data: bool = True) -> LoadedRecipe:
+    """Validates and checks recipe data that did not come from a file as written (the
+    recipe `mtl finetune` builds from its flags), or did (`load_recipe`).
+
+    Args:
+        data: the recipe as a mapping; overrides are applied to it in place.
+        path: where it came from: errors name it, and data paths are relative to its folder.
+        lines: the line of each key, when there is a file.
+        overrides: `dotted.key=value` strings.
+        check_data: also run the checks that read the data.
+    """
+    lines = lines or {}
+    file = str(path)
     overridden = {apply_override(data, text) for text in overrides}
     try:
         recipe = Recipe.model_validate(data)

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mtl_runner.models.backbones import BACKBONES
 from mtl_runner.models.trunks import TRUNKS
 from mtl_runner.tasks import TASK_TYPES
 from mtl_runner.weighting import WEIGHTINGS
@@ -33,6 +34,7 @@ def tagged_union(registry, tag: str) -> Any:
 TrunkConfig = tagged_union(TRUNKS, "type")
 WeightingConfig = tagged_union(WEIGHTINGS, "name")
 TaskTypeName = Literal[tuple(TASK_TYPES.names())]  # type: ignore[valid-type]
+BackboneName = Literal[tuple(BACKBONES.names())]  # type: ignore[valid-type]
 
 
 class SplitConfig(Strict):
@@ -51,10 +53,42 @@ class SplitConfig(Strict):
         return self
 
 
+class ImageConfig(Strict):
+    """Images as the model's input: which column holds them and how they are read."""
+
+    column: str = Field("image", description="Column of image file paths (csv, parquet, "
+                        "image_dir) or of arrays (npz, builtin).")
+    size: int | tuple[int, int] = Field(224, description="Side, or (height, width), images are "
+                                        "resized to.")
+    channels: Literal[1, 3] = Field(3, description="3 for RGB (grey images are repeated), 1 for grey.")
+    on_error: Literal["error", "skip"] = Field(
+        "error", description="An unreadable image: stop naming the file, or skip it and count.")
+
+    def shape(self) -> tuple[int, int, int]:
+        height, width = (self.size, self.size) if isinstance(self.size, int) else self.size
+        return (height, width, self.channels)
+
+    @model_validator(mode="after")
+    def _size_is_positive(self) -> "ImageConfig":
+        sides = (self.size,) if isinstance(self.size, int) else self.size
+        if any(side < 8 or side > 4096 for side in sides):
+            raise ValueError(f"image sides must be between 8 and 4096. Received size={self.size}")
+        return self
+
+
+class AugmentConfig(Strict):
+    """Random image augmentation, on during training only (Keras preprocessing layers)."""
+
+    flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"] = "horizontal"
+    rotation: float = Field(0.0, ge=0.0, le=1.0, description="Fraction of a full turn.")
+    zoom: float = Field(0.0, ge=0.0, lt=1.0)
+    contrast: float = Field(0.0, ge=0.0, lt=1.0)
+
+
 class DataConfig(Strict):
     """Where the examples come from and which columns are features."""
 
-    source: Literal["csv", "parquet", "npz", "builtin"]
+    source: Literal["csv", "parquet", "npz", "builtin", "image_dir"]
     path: str | None = Field(None, description="File to read; relative to the recipe's folder.")
     name: str | None = Field(None, description="Dataset name, for source: builtin.")
     features: list[str] | None = Field(None, description="Feature columns; default: every column "
@@ -66,11 +100,19 @@ class DataConfig(Strict):
         "impute", description="Missing feature values: impute (train mean or a 'missing' "
         "category, plus an indicator) or error.")
     split: SplitConfig = Field(default_factory=SplitConfig)
+    image: ImageConfig | None = Field(None, description="Set when the input is an image.")
+    augment: AugmentConfig | None = Field(None, description="Image augmentation (training only).")
+    options: dict[str, Any] = Field(default_factory=dict, description="Arguments of a builtin "
+                                    "dataset, e.g. {n: 2000, seed: 0} for shapes.")
 
     @model_validator(mode="after")
     def _source_needs_its_key(self) -> "DataConfig":
         if self.source == "builtin" and not self.name:
-            raise ValueError("source 'builtin' needs `name` (penguins or digits)")
+            raise ValueError("source 'builtin' needs `name` (penguins, digits, digits_images, shapes)")
+        if self.source == "image_dir" and self.image is None:
+            self.image = ImageConfig()
+        if self.augment is not None and self.image is None:
+            raise ValueError("`augment` applies to image data; set `image` too")
         if self.source != "builtin" and not self.path:
             raise ValueError(f"source '{self.source}' needs `path`, the file to read")
         return self
@@ -97,7 +139,17 @@ class TaskConfig(Strict):
     head: HeadConfig | None = Field(None, description="This task's head; default: model.heads.")
 
 
+class BackboneConfig(Strict):
+    """A pretrained image backbone: the lower, shared part of the trunk."""
+
+    name: BackboneName = "resnet50"  # type: ignore[valid-type]
+    weights: str = Field("imagenet", description="imagenet | none | a weights FILE | "
+                         "run:RUN (the backbone of an earlier run: id, prefix or recipe name).")
+    pooling: Literal["avg", "max"] = "avg"
+
+
 class ModelConfig(Strict):
+    backbone: BackboneConfig | None = Field(None, description="An image backbone under the trunk.")
     trunk: TrunkConfig = Field(default_factory=lambda: TRUNKS.get("shared_bottom").Config())  # type: ignore[valid-type]
     heads: HeadConfig = Field(default_factory=HeadConfig)
 
@@ -118,11 +170,49 @@ class EarlyStoppingConfig(Strict):
     restore_best_weights: bool = True
 
 
+TRAINABLE_HELP = ("heads (backbone frozen) | all | top:N (last N backbone layers) | top:N% | "
+                  "a regular expression over backbone layer names")
+
+
+class StageConfig(Strict):
+    """One stage of a staged schedule (e.g. a frozen warm-up, then fine-tuning)."""
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=32)
+    epochs: int = Field(ge=1, le=100_000)
+    learning_rate: float = Field(gt=0.0, le=10.0)
+    schedule: Literal["constant", "cosine"] = "constant"
+    trainable: str = Field("all", description=TRAINABLE_HELP)
+
+    @model_validator(mode="after")
+    def _trainable_is_understood(self) -> "StageConfig":
+        import re
+
+        value = self.trainable
+        if value in ("heads", "all"):
+            return self
+        match = re.fullmatch(r"top:(\d+)(%?)", value)
+        if match:
+            if int(match.group(1)) < 1 or (match.group(2) and int(match.group(1)) > 100):
+                raise ValueError(f"top:N needs N ≥ 1 (and ≤ 100 with %). Received {value!r}")
+            return self
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"trainable is not {TRAINABLE_HELP}: {error}. Received {value!r}")
+        return self
+
+
 class TrainingConfig(Strict):
     epochs: int = Field(100, ge=1, le=100_000)
     batch_size: int = Field(32, ge=1, le=1_000_000)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     early_stopping: EarlyStoppingConfig | None = Field(default_factory=EarlyStoppingConfig)
+    stages: list[StageConfig] | None = Field(
+        None, min_length=1, description="A staged schedule; with a backbone the default is a "
+        "frozen warm-up (epochs, learning_rate) then fine-tuning of all layers (epochs, "
+        "learning_rate / 100).")
+    cache_features: bool = Field(True, description="In stages whose backbone is frozen and with "
+                                 "no augmentation, compute backbone features once.")
 
 
 class Recipe(Strict):
@@ -138,6 +228,30 @@ class Recipe(Strict):
         default_factory=lambda: WEIGHTINGS.get("static").Config())
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _backbone_needs_images_and_gets_stages(self) -> "Recipe":
+        if self.model.backbone is not None:
+            if self.data.image is None:
+                raise ValueError("model.backbone needs image input: set data.image "
+                                 "(or use source: image_dir)")
+            if self.training.stages is None:
+                rate = self.training.optimizer.learning_rate
+                self.training.stages = [
+                    StageConfig(name="warmup", epochs=self.training.epochs, learning_rate=rate,
+                                trainable="heads"),
+                    StageConfig(name="finetune", epochs=self.training.epochs,
+                                learning_rate=rate / 100, trainable="all"),
+                ]
+        elif self.training.stages is not None:
+            for stage in self.training.stages:
+                if stage.trainable not in ("heads", "all"):
+                    raise ValueError(f"stage '{stage.name}': trainable {stage.trainable!r} needs "
+                                     "model.backbone; without one use heads or all")
+        names = [stage.name for stage in self.training.stages or []]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique. Received {names}")
+        return self
 
     def split_seed(self) -> int:
         return self.data.split.seed if self.data.split.seed is not None else self.seed

@@ -55,11 +55,12 @@ class EpochLine(keras.callbacks.Callback):
     Shows the total and validation loss, and the monitored metric when it is another one.
     """
 
-    def __init__(self, epochs: int, echo, monitor: str | None = None):
+    def __init__(self, epochs: int, echo, monitor: str | None = None, stage: str | None = None):
         super().__init__()
         self.epochs = epochs
         self.echo = echo
         self.monitor = monitor
+        self.stage = stage
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         import time
@@ -73,5 +74,6 @@ class EpochLine(keras.callbacks.Callback):
         keys = ["loss", "val_loss"] + ([self.monitor] if self.monitor not in (None, "loss", "val_loss") else [])
         shown = "  ".join(f"{k} {float(logs[k]):.4f}" for k in keys if k in logs)
         width = len(str(self.epochs))
-        self.echo(f"epoch {epoch + 1:>{width}}/{self.epochs}  {shown}  "
+        stage = f"[{self.stage}] " if self.stage else ""
+        self.echo(f"{stage}epoch {epoch + 1:>{width}}/{self.epochs}  {shown}  "
                   f"({time.perf_counter() - self.started:.1f}s)")

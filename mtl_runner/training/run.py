@@ -10,7 +10,6 @@ import os
 import platform
 import socket
 import sys
-import time
 import traceback
 from pathlib import Path
 from typing import Callable
@@ -22,7 +21,6 @@ from mtl_runner.errors import MtlError, RunError
 from mtl_runner.recipe import LoadedRecipe
 from mtl_runner.results import RunDirectory
 from mtl_runner.results.run_dir import utc_now
-from mtl_runner.tasks.base import HIGHER_IS_BETTER
 from mtl_runner.training.device import device_info, import_tensorflow
 
 Echo = Callable[[str], None]
@@ -32,14 +30,6 @@ def resolved_recipe_yaml(loaded: LoadedRecipe) -> str:
     """The recipe as it ran: defaults filled in, overrides applied."""
     data = loaded.recipe.model_dump(mode="json")
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-
-
-def monitor_mode(monitor: str) -> str:
-    """'max' for metrics where higher is better (accuracy, auc, ...), else 'min'."""
-    for metric, higher in HIGHER_IS_BETTER.items():
-        if monitor == metric or monitor.endswith("_" + metric):
-            return "max" if higher else "min"
-    return "min"
 
 
 def versions() -> dict:
@@ -89,7 +79,7 @@ def train(loaded: LoadedRecipe, results: str | Path, name: str | None = None,
     run = start_run(loaded, results, name, command or sys.argv)
     echo(f"Run {run.run_id}: {run.path}")
     try:
-        _train(loaded, run, echo)
+        _train(loaded, run, results, echo)
     except KeyboardInterrupt:
         run.finish("interrupted", "interrupted by the user (Ctrl-C)")
         raise RunError(f"interrupted; what was written so far is in {run.path}") from None
@@ -104,16 +94,18 @@ def train(loaded: LoadedRecipe, results: str | Path, name: str | None = None,
     return run
 
 
-def _train(loaded: LoadedRecipe, run: RunDirectory, echo: Echo) -> None:
+def _train(loaded: LoadedRecipe, run: RunDirectory, results: str | Path, echo: Echo) -> None:
     import_tensorflow()
     import keras
 
     from mtl_runner.data.sources import read_source
     from mtl_runner.models.build import build_model
-    from mtl_runner.training.compile import compile_for_training
-    from mtl_runner.training.callbacks import EpochLine, HistoryWriter, StopOnNaN
+    from mtl_runner.training.callbacks import HistoryWriter
     from mtl_runner.training.evaluate import evaluate, metrics_table
-    from mtl_runner.training.prepare import make_dataset, prepare
+    from mtl_runner.training.loop import fit_stage
+    from mtl_runner.training.prepare import prepare
+    from mtl_runner.training.stages import stage_plan
+    from mtl_runner.training.weights import load_backbone_weights
 
     recipe = loaded.recipe
     run.update(**device_info(), versions=versions())
@@ -121,49 +113,46 @@ def _train(loaded: LoadedRecipe, run: RunDirectory, echo: Echo) -> None:
 
     frame = loaded.frame if loaded.frame is not None else read_source(recipe.data, loaded.resolve_path)
     prepared = prepare(frame, recipe)
-    run.update(splits=prepared.sizes, features=prepared.spec.to_dict(), label_encoding=prepared.infos)
-    echo(f"Data: {len(frame)} rows → train {prepared.sizes['train']}, validation "
-         f"{prepared.sizes['validation']}, test {prepared.sizes['test']}; "
-         f"{len(prepared.spec.numeric)} numeric and {len(prepared.spec.categorical)} categorical "
-         f"features; tasks: {', '.join(prepared.tasks)}")
+    spec = prepared.spec
+    run.update(splits=prepared.sizes, features=spec.to_dict() if spec else {"image": recipe.data.image.shape()},
+               label_encoding=prepared.infos, skipped_images=prepared.skipped)
+    if prepared.skipped:
+        echo(f"skipped {len(prepared.skipped)} unreadable image(s), e.g. {prepared.skipped[0]}")
+    inputs = (f"{len(spec.numeric)} numeric and {len(spec.categorical)} categorical features" if spec
+              else "images of {}×{}×{}".format(*recipe.data.image.shape()))
+    echo(f"Data: {sum(prepared.sizes.values())} rows → train {prepared.sizes['train']}, validation "
+         f"{prepared.sizes['validation']}, test {prepared.sizes['test']}; {inputs}; "
+         f"tasks: {', '.join(prepared.tasks)}")
 
-    model = build_model(recipe, prepared.spec, prepared.tasks, prepared.infos)
-    trainer = compile_for_training(model, recipe, prepared.tasks, prepared.infos)
+    model = build_model(recipe, spec, prepared.tasks, prepared.infos)
+    if recipe.model.backbone is not None:
+        parent = load_backbone_weights(model, recipe.model.backbone, results)
+        if parent:
+            run.update(parent=parent)
+            echo(f"backbone weights from run {parent}")
 
-    training = recipe.training
-    train_data = make_dataset(prepared, "train", training.batch_size, recipe.seed, shuffle=True)
-    validation_data = (make_dataset(prepared, "validation", training.batch_size, recipe.seed, False)
-                       if prepared.sizes["validation"] else None)
-    stop_on_nan = StopOnNaN()
-    stopping = training.early_stopping
-    interactive = sys.stdout.isatty()
-    callbacks = [HistoryWriter(run), stop_on_nan]
-    if not interactive:
-        callbacks.append(EpochLine(training.epochs, echo, stopping.monitor if stopping else None))
-    if stopping is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=stopping.monitor, patience=stopping.patience, min_delta=stopping.min_delta,
-            mode=monitor_mode(stopping.monitor), restore_best_weights=stopping.restore_best_weights,
-            verbose=0))
-    started = time.perf_counter()
-    history = trainer.fit(train_data, validation_data=validation_data, epochs=training.epochs,
-                        callbacks=callbacks, shuffle=False,  # the dataset shuffles itself
-                        verbose=1 if interactive else 0)
-    train_seconds = time.perf_counter() - started
-    if stop_on_nan.bad_epoch is not None:
-        raise RunError(f"the loss became NaN or Inf at epoch {stop_on_nan.bad_epoch}; lower "
-                       f"training.optimizer.learning_rate or set training.optimizer.clipnorm")
-    epochs_run = len(history.history.get("loss", []))
-    best_epoch = getattr(callbacks[-1], "best_epoch", None) if stopping is not None else None
+    stages = stage_plan(recipe)
+    total = sum(stage.epochs for stage in stages)
+    history = HistoryWriter(run)
+    feature_cache: dict = {}
+    done = []
+    epoch = 0
+    for stage in stages:
+        result = fit_stage(model, stage, prepared, recipe, history, epoch, total, echo, feature_cache)
+        done.append(result)
+        epoch = result.last_epoch
+        run.update(stages=[r.to_dict() for r in done])
+    train_seconds = sum(r.seconds for r in done)
 
-    metrics = evaluate(model, prepared, training.batch_size)
+    metrics = evaluate(model, prepared, recipe.training.batch_size)
     run.write_frame("metrics.csv", metrics)
     temporary = run.file(".model.tmp.keras")
     model.save(temporary)
     os.replace(temporary, run.file("model.keras"))
-    run.finish("completed", epochs=epochs_run,
-               best_epoch=None if best_epoch is None else int(best_epoch) + 1,
-               train_seconds=round(train_seconds, 3), parameters=int(model.count_params()))
+    last = done[-1]
+    run.finish("completed", epochs=epoch, best_epoch=last.best_epoch,
+               train_seconds=round(train_seconds, 3), parameters=int(model.count_params()),
+               feature_cache=any(r.cached_features for r in done))
     echo("")
     echo(metrics_table(metrics))
-    echo(f"\nRun {run.run_id} completed in {train_seconds:.1f}s ({epochs_run} epochs): {run.path}")
+    echo(f"\nRun {run.run_id} completed in {train_seconds:.1f}s ({epoch} epochs): {run.path}")

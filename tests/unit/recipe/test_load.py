@@ -140,3 +140,10 @@ def test_an_override_without_equals_sign(write_recipe):
 def test_checks_can_skip_the_data(write_recipe):
     loaded = load_recipe(write_recipe(TINY_RECIPE.replace("label: flag", "label: flg")), check_data=False)
     assert loaded.frame is None
+
+
+def test_errors_inside_a_tagged_union_name_the_real_key(write_recipe):
+    [dropout] = problems(write_recipe(), ["model.trunk.dropout=2"])
+    assert dropout.startswith("--set: model.trunk.dropout: input should be less than 1")
+    [typo] = problems(write_recipe(), ["model.trunk.unitz=[4]"])
+    assert typo == "--set: model.trunk.unitz: unknown key. Did you mean 'units'?"

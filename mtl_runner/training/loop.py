@@ -1,0 +1,131 @@
+"""Training one stage: freeze what the stage freezes, compile, fit, stop early, record."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+
+import keras
+
+from mtl_runner.errors import RunError
+from mtl_runner.models.images import DECODER, encoder_and_backbone
+from mtl_runner.tasks.base import HIGHER_IS_BETTER
+from mtl_runner.training.callbacks import EpochLine, HistoryWriter, StopOnNaN
+from mtl_runner.training.compile import build_optimizer, compile_for_training
+from mtl_runner.training.prepare import Prepared, make_dataset
+from mtl_runner.training.stages import can_cache_features, set_trainable, trainable_count
+
+
+@dataclasses.dataclass
+class StageResult:
+    name: str
+    trainable: str
+    epochs: int
+    best_epoch: int | None
+    trainable_parameters: int
+    cached_features: bool
+    seconds: float
+    last_epoch: int
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "last_epoch"}
+
+
+def monitor_mode(monitor: str) -> str:
+    """'max' for metrics where higher is better (accuracy, auc, ...), else 'min'."""
+    for metric, higher in HIGHER_IS_BETTER.items():
+        if monitor == metric or monitor.endswith("_" + metric):
+            return "max" if higher else "min"
+    return "min"
+
+
+def cached_features(model: keras.Model, prepared: Prepared, batch_size: int, echo) -> Prepared:
+    """The backbone's features of every split, computed once (the encoder is frozen and runs
+    in inference mode, so they are what every epoch would compute again)."""
+    import tensorflow as tf
+
+    encoder, _ = encoder_and_backbone(model)
+    started = time.perf_counter()
+    features = {}
+    for split, inputs in prepared.x.items():
+        images = tf.data.Dataset.from_tensor_slices(inputs["image"]).map(
+            lambda x: tf.cast(x, "float32")).batch(max(batch_size, 64))
+        features[split] = {"features": encoder.predict(images, verbose=0)
+                           if prepared.sizes[split] else
+                           tf.zeros((0, encoder.output.shape[-1])).numpy()}
+    echo(f"cached backbone features of {sum(prepared.sizes.values())} images in "
+         f"{time.perf_counter() - started:.1f}s")
+    return prepared.with_inputs(features)
+
+
+def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: HistoryWriter,
+              first_epoch: int, total_epochs: int, echo, feature_cache: dict) -> StageResult:
+    """Trains one stage and returns what it did.
+
+    Args:
+        model: the network; its layers' `trainable` flags are set for this stage.
+        stage: the `StageConfig`.
+        prepared: data of every split.
+        recipe: the validated recipe.
+        history: the history.csv writer (shared across stages).
+        first_epoch: epochs already run by earlier stages.
+        total_epochs: the planned epochs of all stages, for progress lines.
+        echo: progress output.
+        feature_cache: {"prepared": ...} once features were computed (reused across stages).
+    """
+    training = recipe.training
+    tasks = list(prepared.tasks)
+    set_trainable(model, stage.trainable, tasks)
+    cached = can_cache_features(model, recipe, stage)
+    target, data = model, prepared
+    if cached:
+        if "prepared" not in feature_cache:
+            feature_cache["prepared"] = cached_features(model, prepared, training.batch_size, echo)
+        target, data = model.get_layer(DECODER), feature_cache["prepared"]
+
+    rate = stage.learning_rate
+    if stage.schedule == "cosine":
+        steps = math.ceil(prepared.sizes["train"] / training.batch_size) * stage.epochs
+        rate = keras.optimizers.schedules.CosineDecay(stage.learning_rate, decay_steps=max(steps, 1))
+    optimizer = build_optimizer(training.optimizer.model_copy(update={"learning_rate": rate}))
+    trainer = compile_for_training(target, recipe, prepared.tasks, prepared.infos, optimizer)
+
+    train_data = make_dataset(data, "train", training.batch_size, recipe.seed + first_epoch, shuffle=True)
+    validation_data = (make_dataset(data, "validation", training.batch_size, recipe.seed, False)
+                       if prepared.sizes["validation"] else None)
+    history.stage = stage.name
+    stop_on_nan = StopOnNaN()
+    callbacks: list = [history, stop_on_nan]
+    interactive = sys.stdout.isatty()
+    stopping = training.early_stopping
+    if not interactive:
+        callbacks.append(EpochLine(total_epochs, echo, stopping.monitor if stopping else None,
+                                   stage=stage.name if training.stages else None))
+    early = None
+    if stopping is not None:
+        early = keras.callbacks.EarlyStopping(
+            monitor=stopping.monitor, patience=stopping.patience, min_delta=stopping.min_delta,
+            mode=monitor_mode(stopping.monitor), restore_best_weights=stopping.restore_best_weights,
+            verbose=0)
+        callbacks.append(early)
+    trainable = trainable_count(model)
+    if training.stages:
+        echo(f"stage {stage.name}: {stage.epochs} epochs, learning rate {stage.learning_rate:g}"
+             f"{' (cosine)' if stage.schedule == 'cosine' else ''}, trainable {stage.trainable} "
+             f"({trainable:,} parameters){', cached backbone features' if cached else ''}")
+    started = time.perf_counter()
+    fitted = trainer.fit(train_data, validation_data=validation_data, initial_epoch=first_epoch,
+                         epochs=first_epoch + stage.epochs, callbacks=callbacks,
+                         shuffle=False,  # the dataset shuffles itself
+                         verbose=1 if interactive else 0)
+    seconds = time.perf_counter() - started
+    if stop_on_nan.bad_epoch is not None:
+        raise RunError(f"the loss became NaN or Inf at epoch {stop_on_nan.bad_epoch}; lower "
+                       f"the learning rate or set training.optimizer.clipnorm")
+    epochs = len(fitted.history.get("loss", []))
+    best = getattr(early, "best_epoch", None) if early is not None else None
+    return StageResult(stage.name, stage.trainable, epochs,
+                       None if best is None else int(best) + 1, trainable, cached,
+                       round(seconds, 3), first_epoch + epochs)

@@ -1,0 +1,74 @@
+"""Staged schedules: which layers train in each stage, and whether a stage can use cached
+backbone features."""
+
+from __future__ import annotations
+
+import re
+
+import keras
+
+from mtl_runner.models.images import encoder_and_backbone
+
+
+def stage_plan(recipe) -> list:
+    """The recipe's stages, or one implicit stage `train` over every layer."""
+    from mtl_runner.recipe.schema import StageConfig
+
+    if recipe.training.stages:
+        return list(recipe.training.stages)
+    return [StageConfig(name="train", epochs=recipe.training.epochs,
+                        learning_rate=recipe.training.optimizer.learning_rate, trainable="all")]
+
+
+def is_batch_norm(layer) -> bool:
+    return isinstance(layer, keras.layers.BatchNormalization)
+
+
+def set_trainable(model: keras.Model, trainable: str, task_names: list[str]) -> None:
+    """Freezes and unfreezes layers for one stage.
+
+    Args:
+        model: the network.
+        trainable: `heads` (everything below the task heads' trunk is frozen: the backbone
+            with a backbone, the whole trunk without), `all`, `top:N` / `top:N%` (the last N
+            backbone layers that hold weights), or a regular expression over backbone layer
+            names. BatchNorm layers of a backbone stay frozen in every stage.
+        task_names: the tasks, whose head layers are named after them.
+    """
+    encoder, backbone = encoder_and_backbone(model)
+    if backbone is None:
+        model.trainable = True
+        if trainable == "heads":
+            for layer in model.layers:
+                layer.trainable = any(layer.name == t or layer.name.startswith(f"{t}_")
+                                      for t in task_names)
+        return
+    model.trainable = True
+    if trainable == "heads":
+        encoder.trainable = False
+        return
+    layers = [layer for layer in backbone.layers if layer.weights]
+    if trainable == "all":
+        chosen = layers
+    elif trainable.startswith("top:"):
+        count = trainable[4:]
+        n = round(len(layers) * int(count[:-1]) / 100) if count.endswith("%") else int(count)
+        chosen = layers[-n:] if n > 0 else []
+    else:
+        pattern = re.compile(trainable)
+        chosen = [layer for layer in layers if pattern.search(layer.name)]
+    chosen_ids = {id(layer) for layer in chosen}
+    for layer in backbone.layers:
+        layer.trainable = id(layer) in chosen_ids and not is_batch_norm(layer)
+
+
+def can_cache_features(model: keras.Model, recipe, stage) -> bool:
+    """A stage may train on cached features when the backbone is frozen and nothing random
+    (augmentation) sits in front of it."""
+    encoder, _ = encoder_and_backbone(model)
+    return (encoder is not None and stage.trainable == "heads" and recipe.data.augment is None
+            and recipe.training.cache_features)
+
+
+def trainable_count(model: keras.Model) -> int:
+    return int(sum(int(w.numpy().size) for w in model.trainable_weights))
