@@ -77,3 +77,30 @@ class EpochLine(keras.callbacks.Callback):
         stage = f"[{self.stage}] " if self.stage else ""
         self.echo(f"{stage}epoch {epoch + 1:>{width}}/{self.epochs}  {shown}  "
                   f"({time.perf_counter() - self.started:.1f}s)")
+
+
+class NameSingleTask(keras.callbacks.Callback):
+    """Gives a one-task model the same log names as a multi-task one.
+
+    Keras drops the output name when a model has a single output (`accuracy`, not
+    `species_accuracy`); history.csv, early stopping and `mtl compare` rely on
+    `<task>_<metric>` names, so this callback (first in the list) renames the epoch logs in
+    place, and adds `<task>_loss`.
+    """
+
+    def __init__(self, task: str):
+        super().__init__()
+        self.task = task
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is None:
+            return
+        for key in list(logs):
+            prefix = "val_" if key.startswith("val_") else ""
+            name = key[len(prefix):]
+            if name == "learning_rate" or name.startswith(self.task + "_") or name.startswith("weight_"):
+                continue
+            if name == "loss":
+                logs.setdefault(f"{prefix}{self.task}_loss", logs[key])
+                continue
+            logs[f"{prefix}{self.task}_{name}"] = logs.pop(key)

@@ -12,7 +12,7 @@ import keras
 from mtl_runner.errors import RunError
 from mtl_runner.models.images import DECODER, encoder_and_backbone
 from mtl_runner.tasks.base import HIGHER_IS_BETTER
-from mtl_runner.training.callbacks import EpochLine, HistoryWriter, StopOnNaN
+from mtl_runner.training.callbacks import EpochLine, HistoryWriter, NameSingleTask, StopOnNaN
 from mtl_runner.training.compile import build_optimizer, compile_for_training
 from mtl_runner.training.prepare import Prepared, make_dataset
 from mtl_runner.training.stages import can_cache_features, set_trainable, trainable_count
@@ -98,6 +98,8 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
     history.stage = stage.name
     stop_on_nan = StopOnNaN()
     callbacks: list = [history, stop_on_nan]
+    if len(tasks) == 1:
+        callbacks.insert(0, NameSingleTask(tasks[0]))
     interactive = sys.stdout.isatty()
     stopping = training.early_stopping
     if not interactive:

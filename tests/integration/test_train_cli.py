@@ -155,3 +155,14 @@ def test_help_validate_and_schema_do_not_import_tensorflow():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_single_task_run_names_its_history_like_a_multi_task_one(runner, write_recipe, tmp_path):
+    results = tmp_path / "results"
+    outcome = runner.invoke(cli, ["train", str(write_recipe(TINY_RECIPE.replace(
+        "  flag: {type: binary, label: flag}\n  target: {type: regression, label: target}\n", ""))),
+        "--results", str(results), "--set", "training.early_stopping.monitor=val_kind_accuracy"])
+    assert outcome.exit_code == 0, outcome.output
+    columns = set(pd.read_csv(only_run(results) / "history.csv").columns)
+    assert {"loss", "val_loss", "kind_loss", "kind_accuracy", "val_kind_accuracy", "val_kind_macro_f1"} <= columns
+    assert "accuracy" not in columns and "val_accuracy" not in columns
