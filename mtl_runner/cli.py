@@ -56,7 +56,12 @@ def train_loaded(loaded, results: str, name: str | None) -> None:
 @set_option
 @results_option
 @name_option
-def train(recipe: str, overrides: tuple[str, ...], results: str, name: str | None) -> None:
+@click.option("--seeds", default=None, metavar="N|S1,S2,...",
+              help="Train once per seed: N seeds counting from the recipe's, or a list.")
+@click.option("--baselines", is_flag=True, help="Also train every task alone (role "
+              "baseline:<task>), reusing identical completed baselines.")
+def train(recipe: str, overrides: tuple[str, ...], results: str, name: str | None,
+          seeds: str | None, baselines: bool) -> None:
     """Train the multi-task model a RECIPE describes; write a run folder under --results."""
     from mtl_runner.errors import UsageError
     from mtl_runner.recipe import load_recipe
@@ -64,7 +69,15 @@ def train(recipe: str, overrides: tuple[str, ...], results: str, name: str | Non
 
     if name is not None and not RUN_NAME.match(name):  # before any work
         raise UsageError(f"--name may hold only letters, digits, '.', '_' and '-'. Received: {name!r}")
-    train_loaded(load_recipe(recipe, overrides), results, name)
+    loaded = load_recipe(recipe, overrides)
+    if seeds is None and not baselines:
+        train_loaded(loaded, results, name)
+        return
+    from mtl_runner.training.plan import parse_seeds, train_plan
+
+    folders = train_plan(loaded, results, name, parse_seeds(seeds, loaded.recipe.seed), baselines,
+                         ["mtl", *sys.argv[1:]], click.echo)
+    click.echo(f"\n{len(folders)} runs in {results}; compare them with: mtl compare --results {results}")
 
 
 @cli.command()

@@ -43,7 +43,8 @@ class SplitConfig(Strict):
     validation: float = Field(0.15, ge=0.0, lt=1.0, description="Fraction of rows for validation.")
     test: float = Field(0.15, ge=0.0, lt=1.0, description="Fraction of rows for the final test.")
     seed: int | None = Field(None, description="Seed of the split; defaults to the recipe's seed.")
-    stratify: bool = Field(True, description="Stratify on the first classification label.")
+    stratify: bool | str = Field(True, description="true: stratify on the first classification "
+                                 "or binary label; a column name: on that column; false: not at all.")
 
     @model_validator(mode="after")
     def _fractions_leave_training_rows(self) -> "SplitConfig":
@@ -248,6 +249,9 @@ class Recipe(Strict):
                 if stage.trainable not in ("heads", "all"):
                     raise ValueError(f"stage '{stage.name}': trainable {stage.trainable!r} needs "
                                      "model.backbone; without one use heads or all")
+        if self.data.split.stratify is True:  # resolved, so baselines split the same way
+            labels = [t.label for t in self.tasks.values() if t.type in ("classification", "binary")]
+            self.data.split.stratify = labels[0] if labels else False
         names = [stage.name for stage in self.training.stages or []]
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be unique. Received {names}")

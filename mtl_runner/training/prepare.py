@@ -42,14 +42,24 @@ class Prepared:
         return dataclasses.replace(self, x=x)
 
 
-def stratum(frame: pd.DataFrame, recipe) -> np.ndarray | None:
-    """The labels to stratify the split on: the first classification or binary task's."""
-    if not recipe.data.split.stratify:
+def stratify_column(recipe) -> str | None:
+    """The column the split is stratified on: the recipe's choice, or the first
+    classification or binary task's label."""
+    choice = recipe.data.split.stratify
+    if isinstance(choice, str):
+        return choice
+    if not choice:
         return None
     for task in recipe.tasks.values():
         if task.type in ("classification", "binary"):
-            return class_names(frame[task.label])
+            return task.label
     return None
+
+
+def stratum(frame: pd.DataFrame, recipe) -> np.ndarray | None:
+    """The labels to stratify the split on (see `stratify_column`)."""
+    column = stratify_column(recipe)
+    return class_names(frame[column]) if column is not None and column in frame.columns else None
 
 
 def read_all_images(frame: pd.DataFrame, image) -> tuple[pd.DataFrame, np.ndarray, list[str]]:

@@ -44,14 +44,14 @@ def versions() -> dict:
 
 
 def start_run(loaded: LoadedRecipe, results: str | Path, name: str | None,
-              command: list[str]) -> RunDirectory:
+              command: list[str], role: str = "mtl", parent: str | None = None) -> RunDirectory:
     """Creates the run directory, writes the resolved recipe and marks the run `running`."""
     recipe = loaded.recipe
     run = RunDirectory.create(results, name or recipe.name)
     run.write_text("recipe.yaml", resolved_recipe_yaml(loaded))
     run.write_json("run.json", {
         "id": run.run_id, "name": name or recipe.name, "recipe_name": recipe.name,
-        "status": "running", "error": None, "role": "mtl", "parent": None,
+        "status": "running", "error": None, "role": role, "parent": parent,
         "started_at": utc_now().isoformat(), "finished_at": None, "duration_s": None,
         "command": command, "recipe_file": str(loaded.path), "overrides": loaded.overrides,
         "seed": recipe.seed, "pid": os.getpid(), "host": socket.gethostname(),
@@ -60,7 +60,8 @@ def start_run(loaded: LoadedRecipe, results: str | Path, name: str | None,
 
 
 def train(loaded: LoadedRecipe, results: str | Path, name: str | None = None,
-          command: list[str] | None = None, echo: Echo = print) -> RunDirectory:
+          command: list[str] | None = None, echo: Echo = print, role: str = "mtl",
+          parent: str | None = None) -> RunDirectory:
     """Trains a recipe and writes its run directory.
 
     Args:
@@ -69,6 +70,8 @@ def train(loaded: LoadedRecipe, results: str | Path, name: str | None = None,
         name: the run name (default: the recipe's name).
         command: the command line, recorded in run.json.
         echo: where progress lines go.
+        role: "mtl", or "baseline:<task>" for a single-task baseline.
+        parent: the run this one belongs to (a baseline's multi-task run).
 
     Returns:
         The completed run directory.
@@ -76,7 +79,7 @@ def train(loaded: LoadedRecipe, results: str | Path, name: str | None = None,
     Raises:
         RunError: the run failed; the run directory says why.
     """
-    run = start_run(loaded, results, name, command or sys.argv)
+    run = start_run(loaded, results, name, command or sys.argv, role, parent)
     echo(f"Run {run.run_id}: {run.path}")
     try:
         _train(loaded, run, results, echo)
