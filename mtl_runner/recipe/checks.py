@@ -84,68 +84,86 @@ def early_stopping_monitor_exists(loaded) -> list[Problem]:
     return []
 
 
+def data_key(loaded, block, tasks: list[str]) -> tuple:
+    """Where a data block sits in the recipe: `data`, or `tasks.<name>.data`."""
+    for name in tasks:
+        if loaded.recipe.tasks[name].data is block:
+            return ("tasks", name, "data")
+    return ("data",)
+
+
+def groups_with_frames(loaded):
+    """(block, tasks, frame, key) for every data source that could be read."""
+    for (block, tasks), frame in zip(loaded.recipe.data_groups(), loaded.frames or []):
+        if frame is not None:
+            yield block, tasks, frame, data_key(loaded, block, tasks)
+
+
+def label_columns(recipe, tasks: list[str]) -> list[str]:
+    return [c for t in tasks for c in
+            ([recipe.tasks[t].label] if isinstance(recipe.tasks[t].label, str) else recipe.tasks[t].label)]
+
+
 @check(data=True)
 def data_source_is_readable(loaded) -> list[Problem]:
     from mtl_runner.data.sources import SourceError, read_source
 
-    try:
-        loaded.frame = read_source(loaded.recipe.data, loaded.resolve_path)
-    except SourceError as error:
-        hint = "Paths are relative to the recipe's folder." if error.key == ("data", "path") else ""
-        return [loaded.problem(error.key, error.message, hint=hint)]
-    return []
+    problems = []
+    loaded.frames = []
+    for block, tasks in loaded.recipe.data_groups():
+        key = data_key(loaded, block, tasks)
+        try:
+            loaded.frames.append(read_source(block, loaded.resolve_path))
+        except SourceError as error:
+            loaded.frames.append(None)
+            hint = "Paths are relative to the recipe's folder." if error.key == ("data", "path") else ""
+            problems.append(loaded.problem(key + error.key[1:], error.message, hint=hint))
+    loaded.frame = loaded.frames[0] if loaded.frames else None
+    return problems
 
 
 @check(data=True)
 def columns_exist(loaded) -> list[Problem]:
-    """Label, feature, exclude and categorical columns must be columns of the data."""
-    frame = getattr(loaded, "frame", None)
-    if frame is None:
-        return []
-    columns = [str(c) for c in frame.columns]
+    """Label, feature, exclude and categorical columns must be columns of their data."""
     problems = []
+    for block, tasks, frame, key in groups_with_frames(loaded):
+        columns = [str(c) for c in frame.columns]
 
-    def need(column: str, key: tuple, what: str) -> None:
-        if column not in frame.columns:
-            problems.append(loaded.problem(key, f"{what} '{column}' is not a column of the data",
-                                           hint=did_you_mean(column, columns)
-                                           or f"Columns: {', '.join(columns[:12])}"
-                                           + (", ..." if len(columns) > 12 else ".")))
+        def need(column: str, where: tuple, what: str) -> None:
+            if column not in frame.columns:
+                problems.append(loaded.problem(where, f"{what} '{column}' is not a column of the data",
+                                               hint=did_you_mean(column, columns)
+                                               or f"Columns: {', '.join(columns[:12])}"
+                                               + (", ..." if len(columns) > 12 else ".")))
 
-    labels = set()
-    for name, task in loaded.recipe.tasks.items():
-        if isinstance(task.label, str):
-            need(task.label, ("tasks", name, "label"), "label column")
-            labels.add(task.label)
-        else:
-            for i, column in enumerate(task.label):
-                need(column, ("tasks", name, "label", i), "label column")
-                labels.add(column)
-    data = loaded.recipe.data
-    if data.image is not None:
-        need(data.image.column, ("data", "image", "column"), "image column")
-    for field in ("features", "exclude", "categorical"):
-        for i, column in enumerate(getattr(data, field) or []):
-            need(column, ("data", field, i), f"{field.rstrip('s')} column")
-            if field == "features" and column in labels:
-                problems.append(loaded.problem(("data", "features", i), f"'{column}' is a label; "
-                                               "a label cannot also be a feature"))
+        for name in tasks:
+            label = loaded.recipe.tasks[name].label
+            for i, column in enumerate([label] if isinstance(label, str) else label):
+                need(column, ("tasks", name, "label") + (() if isinstance(label, str) else (i,)),
+                     "label column")
+        labels = set(label_columns(loaded.recipe, tasks))
+        if block.image is not None:
+            need(block.image.column, key + ("image", "column"), "image column")
+        for field in ("features", "exclude", "categorical"):
+            for i, column in enumerate(getattr(block, field) or []):
+                need(column, key + (field, i), f"{field.rstrip('s')} column")
+                if field == "features" and column in labels:
+                    problems.append(loaded.problem(key + ("features", i), f"'{column}' is a label; "
+                                                   "a label cannot also be a feature"))
     return problems
 
 
 @check(data=True)
 def labels_fit_their_task(loaded) -> list[Problem]:
     """Classes for classification, numbers for regression, 0/1 for multilabel columns."""
-    frame = getattr(loaded, "frame", None)
-    if frame is None:
-        return []
     problems = []
-    for name, config in loaded.recipe.tasks.items():
-        task = TASK_TYPES.get(config.type)(name, config)
-        if not all(c in frame.columns for c in task.label_columns()):
-            continue
-        for key, message, value in task.check(frame):
-            problems.append(loaded.problem(("tasks", name, key), message, value))
+    for _, tasks, frame, _ in groups_with_frames(loaded):
+        for name in tasks:
+            task = TASK_TYPES.get(loaded.recipe.tasks[name].type)(name, loaded.recipe.tasks[name])
+            if not all(c in frame.columns for c in task.label_columns()):
+                continue
+            for key, message, value in task.check(frame):
+                problems.append(loaded.problem(("tasks", name, key), message, value))
     return problems
 
 
@@ -153,28 +171,37 @@ def labels_fit_their_task(loaded) -> list[Problem]:
 def features_are_usable(loaded) -> list[Problem]:
     from mtl_runner.data.features import select_features
 
-    frame = getattr(loaded, "frame", None)
-    recipe = loaded.recipe
-    labels = [c for t in recipe.tasks.values() for c in ([t.label] if isinstance(t.label, str) else t.label)]
-    if frame is None or not all(c in frame.columns for c in labels) or recipe.data.image:
-        return []
-    numeric, categorical = select_features(frame, recipe.data, labels)
-    numeric = [c for c in numeric if c in frame.columns]
     problems = []
-    if not numeric and not categorical:
-        problems.append(loaded.problem(("data",), "no feature columns are left once labels and "
-                                       "excluded columns are taken out"))
-    for column in numeric:
-        values = pd.to_numeric(frame[column], errors="coerce")
-        if np.isinf(values.to_numpy(dtype="float64")).any():
-            problems.append(loaded.problem(("data",), f"feature column '{column}' holds Inf",
-                                           hint="Replace it, or drop the column with data.exclude."))
-    if recipe.data.missing == "error":
-        gaps = [c for c in numeric + categorical if frame[c].isna().any()]
-        if gaps:
-            problems.append(loaded.problem(("data", "missing"), "feature columns have missing "
-                                           f"values: {', '.join(gaps)}", "'error'",
-                                           "Use missing: impute, or clean the data."))
+    feature_sets = []
+    for block, tasks, frame, key in groups_with_frames(loaded):
+        labels = label_columns(loaded.recipe, tasks)
+        if not all(c in frame.columns for c in labels) or block.image:
+            continue
+        numeric, categorical = select_features(frame, block, labels)
+        numeric = [c for c in numeric if c in frame.columns]
+        feature_sets.append((key, sorted(numeric + categorical)))
+        if not numeric and not categorical:
+            problems.append(loaded.problem(key, "no feature columns are left once labels and "
+                                           "excluded columns are taken out"))
+        for column in numeric:
+            values = pd.to_numeric(frame[column], errors="coerce")
+            if np.isinf(values.to_numpy(dtype="float64")).any():
+                problems.append(loaded.problem(key, f"feature column '{column}' holds Inf",
+                                               hint="Replace it, or drop the column with exclude."))
+        if block.missing == "error":
+            gaps = [c for c in numeric + categorical if c in frame.columns and frame[c].isna().any()]
+            if gaps:
+                problems.append(loaded.problem(key + ("missing",), "feature columns have missing "
+                                               f"values: {', '.join(gaps)}", "'error'",
+                                               "Use missing: impute, or clean the data."))
+    for key, features in feature_sets[1:]:
+        if features != feature_sets[0][1]:
+            only_here = sorted(set(features) - set(feature_sets[0][1]))
+            only_there = sorted(set(feature_sets[0][1]) - set(features))
+            problems.append(loaded.problem(key, "every task's data must have the same feature "
+                                           f"columns; here extra: {only_here or 'none'}, missing: "
+                                           f"{only_there or 'none'}",
+                                           hint="Use features: [...] or exclude: [...] to align them."))
     return problems
 
 

@@ -51,6 +51,7 @@ class LoadedRecipe:
     lines: dict[Path_, int]
     overrides: list[str]
     frame: Any = dataclasses.field(default=None, repr=False)  # the data table, once read
+    frames: Any = dataclasses.field(default=None, repr=False)  # one per recipe.data_groups()
 
     def line_of(self, key: Path_) -> int | None:
         return line_of(self.lines, key)

@@ -138,6 +138,9 @@ class TaskConfig(Strict):
     positive: str | int | bool | None = Field(None, description="Positive class (binary).")
     delimiter: str | None = Field(None, description="Separator of a one-column multilabel label.")
     head: HeadConfig | None = Field(None, description="This task's head; default: model.heads.")
+    data: DataConfig | None = Field(None, description="This task's own examples; default: the "
+                                    "recipe's data. Tasks with different data are mixed into one "
+                                    "stream, each example masked for the tasks it has no label for.")
 
 
 class BackboneConfig(Strict):
@@ -203,6 +206,18 @@ class StageConfig(Strict):
         return self
 
 
+class SamplingConfig(Strict):
+    """How often each data source is drawn when tasks bring their own data.
+
+    An epoch draws as many training examples as all sources hold together; `proportional`
+    is every example once, `uniform` gives every source the same share, `temperature` gives
+    source i a share ∝ n_i^(1/T) (T = 1 is proportional, T → ∞ uniform).
+    """
+
+    method: Literal["proportional", "uniform", "temperature"] = "proportional"
+    temperature: float = Field(2.0, ge=1.0, le=1000.0)
+
+
 class TrainingConfig(Strict):
     epochs: int = Field(100, ge=1, le=100_000)
     batch_size: int = Field(32, ge=1, le=1_000_000)
@@ -212,6 +227,7 @@ class TrainingConfig(Strict):
         None, min_length=1, description="A staged schedule; with a backbone the default is a "
         "frozen warm-up (epochs, learning_rate) then fine-tuning of all layers (epochs, "
         "learning_rate / 100).")
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     cache_features: bool = Field(True, description="In stages whose backbone is frozen and with "
                                  "no augmentation, compute backbone features once.")
 
@@ -221,7 +237,8 @@ class Recipe(Strict):
 
     name: str = Field(pattern=NAME_PATTERN, max_length=64)
     description: str | None = None
-    data: DataConfig
+    data: DataConfig | None = Field(None, description="The examples; may be left out when every "
+                                    "task has its own data.")
     tasks: dict[Annotated[str, Field(pattern=TASK_NAME_PATTERN, max_length=64)], TaskConfig] = Field(
         min_length=1)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -229,6 +246,20 @@ class Recipe(Strict):
         default_factory=lambda: WEIGHTINGS.get("static").Config())
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _every_task_has_data(self) -> "Recipe":
+        own = [name for name, task in self.tasks.items() if task.data is not None]
+        if self.data is None:
+            if len(own) < len(self.tasks):
+                missing = [name for name in self.tasks if name not in own]
+                raise ValueError(f"`data` is required unless every task has its own; tasks without "
+                                 f"data: {', '.join(missing)}")
+            self.data = self.tasks[own[0]].data.model_copy(deep=True)
+        if own and any(self.tasks[n].data.image is not None for n in own):
+            raise ValueError("tasks with their own data read tables; image input with per-task "
+                             "data is not supported")
+        return self
 
     @model_validator(mode="after")
     def _backbone_needs_images_and_gets_stages(self) -> "Recipe":
@@ -249,13 +280,32 @@ class Recipe(Strict):
                 if stage.trainable not in ("heads", "all"):
                     raise ValueError(f"stage '{stage.name}': trainable {stage.trainable!r} needs "
                                      "model.backbone; without one use heads or all")
-        if self.data.split.stratify is True:  # resolved, so baselines split the same way
-            labels = [t.label for t in self.tasks.values() if t.type in ("classification", "binary")]
-            self.data.split.stratify = labels[0] if labels else False
+        for block, tasks in self.data_groups():  # stratify resolved, so baselines split the same way
+            if block.split.stratify is True:
+                labels = [self.tasks[t].label for t in tasks
+                          if self.tasks[t].type in ("classification", "binary")]
+                block.split.stratify = labels[0] if labels else False
         names = [stage.name for stage in self.training.stages or []]
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be unique. Received {names}")
         return self
 
-    def split_seed(self) -> int:
-        return self.data.split.seed if self.data.split.seed is not None else self.seed
+    def split_seed(self, block: DataConfig | None = None) -> int:
+        split = (block or self.data).split
+        return split.seed if split.seed is not None else self.seed
+
+    def data_groups(self) -> list[tuple[DataConfig, list[str]]]:
+        """The data sources and the tasks each one labels, in task order.
+
+        Tasks without their own `data` share the recipe's; tasks whose blocks are equal share one.
+        """
+        groups: list[tuple[DataConfig, list[str]]] = []
+        for name, task in self.tasks.items():
+            block = task.data or self.data
+            for known, names in groups:
+                if known == block:
+                    names.append(name)
+                    break
+            else:
+                groups.append((block, [name]))
+        return groups

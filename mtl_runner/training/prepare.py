@@ -36,6 +36,8 @@ class Prepared:
     labels: dict[str, dict[str, EncodedLabels]]
     sizes: dict[str, int]
     skipped: list[str] = dataclasses.field(default_factory=list)
+    sources: dict[str, np.ndarray] | None = None  # which data source each row came from
+    sampling: Any = None                           # the recipe's training.sampling
 
     def with_inputs(self, x: dict[str, dict[str, np.ndarray]]) -> "Prepared":
         """The same labels with other inputs (e.g. cached backbone features)."""
@@ -56,12 +58,6 @@ def stratify_column(recipe) -> str | None:
     return None
 
 
-def stratum(frame: pd.DataFrame, recipe) -> np.ndarray | None:
-    """The labels to stratify the split on (see `stratify_column`)."""
-    column = stratify_column(recipe)
-    return class_names(frame[column]) if column is not None and column in frame.columns else None
-
-
 def read_all_images(frame: pd.DataFrame, image) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     """Reads the image column; unreadable images stop the run or are skipped (`on_error`)."""
     from mtl_runner.data.images import load_images
@@ -78,15 +74,29 @@ def read_all_images(frame: pd.DataFrame, image) -> tuple[pd.DataFrame, np.ndarra
     return frame, images, []
 
 
-def prepare(frame: pd.DataFrame, recipe) -> Prepared:
-    """Splits the table, fits encodings and feature statistics on train, encodes every split."""
+def split_frame(frame: pd.DataFrame, block, seed: int) -> dict[str, np.ndarray]:
+    """Row indices of each split of one data source."""
+    column = block.split.stratify if isinstance(block.split.stratify, str) else None
+    strata = class_names(frame[column]) if column is not None and column in frame.columns else None
+    return split_indices(len(frame), block.split.validation, block.split.test, seed, strata)
+
+
+def prepare(frame: pd.DataFrame | None, recipe, frames: list[pd.DataFrame] | None = None) -> Prepared:
+    """Splits the data, fits encodings and feature statistics on train, encodes every split.
+
+    Args:
+        frame: the table, when all tasks share one.
+        recipe: the validated recipe.
+        frames: one table per `recipe.data_groups()` when tasks bring their own data.
+    """
+    groups = recipe.data_groups()
+    if len(groups) > 1:
+        return prepare_mixed(frames, recipe)
     skipped: list[str] = []
     images = None
     if recipe.data.image is not None:
         frame, images, skipped = read_all_images(frame, recipe.data.image)
-    split = recipe.data.split
-    indices = split_indices(len(frame), split.validation, split.test, recipe.split_seed(),
-                            stratum(frame, recipe))
+    indices = split_frame(frame, recipe.data, recipe.split_seed())
     parts = {name: frame.iloc[rows].reset_index(drop=True) for name, rows in indices.items()}
     tasks = {name: TASK_TYPES.get(config.type)(name, config) for name, config in recipe.tasks.items()}
     infos = {name: task.fit_encoding(frame, parts["train"]) for name, task in tasks.items()}
@@ -103,6 +113,61 @@ def prepare(frame: pd.DataFrame, recipe) -> Prepared:
     return Prepared(tasks, infos, spec, x, labels, {n: len(p) for n, p in parts.items()}, skipped)
 
 
+def prepare_mixed(frames: list[pd.DataFrame], recipe) -> Prepared:
+    """Tasks with different examples, mixed into one stream.
+
+    Each source is split on its own; the splits are concatenated source by source. A row
+    carries the features every source shares and, for each task, its label and mask 1 if the
+    row comes from that task's source, else a zero target and mask 0.
+    """
+    groups = recipe.data_groups()
+    tasks = {name: TASK_TYPES.get(config.type)(name, config) for name, config in recipe.tasks.items()}
+    parts, infos = [], {}
+    for (block, names), frame in zip(groups, frames):
+        indices = split_frame(frame, block, recipe.split_seed(block))
+        split_parts = {s: frame.iloc[rows].reset_index(drop=True) for s, rows in indices.items()}
+        parts.append(split_parts)
+        infos.update({t: tasks[t].fit_encoding(frame, split_parts["train"]) for t in names})
+    first_block, first_tasks = groups[0]
+    numeric, categorical = select_features(
+        frames[0], first_block, [c for t in first_tasks for c in tasks[t].label_columns()])
+    columns = numeric + categorical
+    spec = fit_features(pd.concat([p["train"][columns] for p in parts], ignore_index=True),
+                        pd.concat([f[columns] for f in frames], ignore_index=True), numeric, categorical)
+    x, labels, sizes, sources = {}, {}, {}, {}
+    for split in SPLITS:
+        pieces = [feature_arrays(p[split], spec) for p in parts]
+        x[split] = {k: np.concatenate([piece[k] for piece in pieces]) for k in pieces[0]}
+        sizes[split] = sum(len(p[split]) for p in parts)
+        sources[split] = np.concatenate([np.full(len(p[split]), g) for g, p in enumerate(parts)])
+        labels[split] = {}
+        for name, task in tasks.items():
+            ys, masks = [], []
+            for (_, names), p in zip(groups, parts):
+                if name in names:
+                    encoded = task.encode(p[split], infos[name])
+                    ys.append(encoded.y)
+                    masks.append(encoded.mask)
+                else:
+                    ys.append(np.zeros((len(p[split]), task.output_units(infos[name])), "float32"))
+                    masks.append(np.zeros(len(p[split]), "float32"))
+            labels[split][name] = EncodedLabels(np.concatenate(ys), np.concatenate(masks), infos[name])
+    return Prepared(tasks, infos, spec, x, labels, sizes, sources=sources,
+                    sampling=recipe.training.sampling)
+
+
+def source_shares(counts: np.ndarray, sampling) -> np.ndarray:
+    """How often each source is drawn: ∝ n_i (proportional), equal (uniform), ∝ n_i^(1/T)."""
+    counts = counts.astype("float64")
+    if sampling.method == "uniform":
+        shares = np.ones_like(counts)
+    elif sampling.method == "temperature":
+        shares = counts ** (1.0 / sampling.temperature)
+    else:
+        shares = counts
+    return shares / shares.sum()
+
+
 def make_dataset(prepared: Prepared, split: str, batch_size: int, seed: int, shuffle: bool):
     """A tf.data pipeline of (inputs, targets, masks) for one split.
 
@@ -115,6 +180,10 @@ def make_dataset(prepared: Prepared, split: str, batch_size: int, seed: int, shu
     targets = {t: encoded.y for t, encoded in labels.items()}
     masks = {t: encoded.mask for t, encoded in labels.items()}
     inputs = prepared.x[split]
+    sources = prepared.sources[split] if prepared.sources else None
+    if (shuffle and sources is not None and prepared.sampling.method != "proportional"
+            and len(set(sources.tolist())) > 1):
+        return mixed_dataset(inputs, targets, masks, sources, prepared.sampling, batch_size, seed)
     dataset = tf.data.Dataset.from_tensor_slices((inputs, targets, masks))
     if any(array.dtype == np.uint8 for array in inputs.values()):
         # images stay uint8 in memory (4× smaller) and become float32 per batch element
@@ -124,3 +193,22 @@ def make_dataset(prepared: Prepared, split: str, batch_size: int, seed: int, shu
     if shuffle:
         dataset = dataset.shuffle(prepared.sizes[split], seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def mixed_dataset(inputs, targets, masks, sources: np.ndarray, sampling, batch_size: int, seed: int):
+    """Draws sources with `source_shares`; an epoch is as many examples as all sources hold."""
+    import tensorflow as tf
+
+    def pick(tree, rows):
+        return {k: v[rows] for k, v in tree.items()}
+
+    ids = sorted(set(sources.tolist()))
+    streams = []
+    for g in ids:
+        rows = np.flatnonzero(sources == g)
+        stream = tf.data.Dataset.from_tensor_slices((pick(inputs, rows), pick(targets, rows),
+                                                     pick(masks, rows)))
+        streams.append(stream.cache().shuffle(len(rows), seed=seed + g).repeat())
+    shares = source_shares(np.array([np.sum(sources == g) for g in ids]), sampling)
+    mixed = tf.data.Dataset.sample_from_datasets(streams, weights=shares.tolist(), seed=seed)
+    return mixed.take(len(sources)).batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -114,8 +114,9 @@ def _train(loaded: LoadedRecipe, run: RunDirectory, results: str | Path, echo: E
     run.update(**device_info(), versions=versions())
     keras.utils.set_random_seed(recipe.seed)
 
-    frame = loaded.frame if loaded.frame is not None else read_source(recipe.data, loaded.resolve_path)
-    prepared = prepare(frame, recipe)
+    frames = loaded.frames or [read_source(block, loaded.resolve_path)
+                               for block, _ in recipe.data_groups()]
+    prepared = prepare(frames[0], recipe, frames)
     spec = prepared.spec
     run.update(splits=prepared.sizes, features=spec.to_dict() if spec else {"image": recipe.data.image.shape()},
                label_encoding=prepared.infos, skipped_images=prepared.skipped)
