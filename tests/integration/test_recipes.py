@@ -6,27 +6,66 @@ import json
 
 import pandas as pd
 import pytest
+import yaml
 
 from mtl_runner.cli import cli
 from tests.conftest import REPO
 
-RECIPES = sorted(p for p in (REPO / "recipes").rglob("*.yaml") if "# needs-network" not in p.read_text())
+RECIPES = REPO / "recipes"
+STANDALONE = sorted(p for p in RECIPES.glob("*.yaml") if "# needs-network" not in p.read_text())
 
 
-@pytest.mark.parametrize("recipe", RECIPES, ids=[str(p.relative_to(REPO / "recipes")) for p in RECIPES])
+def one_epoch(recipe) -> list[str]:
+    """Overrides that shrink a recipe to one epoch (per stage) and, for generated data, 64 rows."""
+    data = yaml.safe_load(recipe.read_text())
+    overrides = ["--set", "training.epochs=1"]
+    for i, _ in enumerate(data.get("training", {}).get("stages") or []):
+        overrides += ["--set", f"training.stages.{i}.epochs=1"]
+    if "n" in (data.get("data") or {}).get("options", {}):
+        overrides += ["--set", "data.options.n=64"]
+    return overrides
+
+
+def only_completed_run(folder):
+    runs = [json.loads((p / "run.json").read_text()) for p in folder.iterdir()]
+    assert [r["status"] for r in runs] == ["completed"]
+    return runs[0]
+
+
+@pytest.mark.parametrize("recipe", STANDALONE, ids=[p.name for p in STANDALONE])
 def test_every_recipe_validates_and_trains_one_epoch(runner, tmp_path, recipe):
     assert runner.invoke(cli, ["validate", str(recipe)]).exit_code == 0
-    outcome = runner.invoke(cli, ["train", str(recipe), "--results", str(tmp_path),
-                                  "--set", "training.epochs=1"])
+    outcome = runner.invoke(cli, ["train", str(recipe), "--results", str(tmp_path), *one_epoch(recipe)])
     assert outcome.exit_code == 0, outcome.output
-    [run] = list(tmp_path.iterdir())
-    assert json.loads((run / "run.json").read_text())["status"] == "completed"
+    only_completed_run(tmp_path)
+
+
+def test_the_network_recipe_trains_offline_with_weights_none(runner, tmp_path):
+    recipe = RECIPES / "finetune_resnet50.yaml"
+    outcome = runner.invoke(cli, ["train", str(recipe), "--results", str(tmp_path), *one_epoch(recipe),
+                                  "--set", "model.backbone.weights=none", "--set", "data.image.size=32",
+                                  "--set", "data.options.size=32"])
+    assert outcome.exit_code == 0, outcome.output
+    only_completed_run(tmp_path)
+
+
+def test_pretrain_then_finetune_starts_from_the_pretrained_run(runner, tmp_path):
+    folder = RECIPES / "pretrain_then_finetune"
+    first = runner.invoke(cli, ["train", str(folder / "pretrain_shapes.yaml"), "--results", str(tmp_path),
+                                *one_epoch(folder / "pretrain_shapes.yaml")])
+    assert first.exit_code == 0, first.output
+    [pretrain] = list(tmp_path.iterdir())
+    second = runner.invoke(cli, ["train", str(folder / "finetune_digits.yaml"), "--results", str(tmp_path),
+                                 *one_epoch(folder / "finetune_digits.yaml")])
+    assert second.exit_code == 0, second.output
+    [finetune] = [p for p in tmp_path.iterdir() if p != pretrain]
+    info = json.loads((finetune / "run.json").read_text())
+    assert info["status"] == "completed" and info["parent"] == pretrain.name
 
 
 def test_quickstart_reaches_the_documented_test_metrics(runner, tmp_path):
     """Seed 0, default recipe: species accuracy ≥ 0.95, sex accuracy ≥ 0.80, MAE ≤ 320 g."""
-    outcome = runner.invoke(cli, ["train", str(REPO / "recipes" / "quickstart.yaml"),
-                                  "--results", str(tmp_path)])
+    outcome = runner.invoke(cli, ["train", str(RECIPES / "quickstart.yaml"), "--results", str(tmp_path)])
     assert outcome.exit_code == 0, outcome.output
     [run] = list(tmp_path.iterdir())
     metrics = pd.read_csv(run / "metrics.csv")
