@@ -51,7 +51,7 @@ def cached_features(model: keras.Model, prepared: Prepared, batch_size: int, ech
     features = {}
     for split, inputs in prepared.x.items():
         images = tf.data.Dataset.from_tensor_slices(inputs["image"]).map(
-            lambda x: tf.cast(x, "float32")).batch(max(batch_size, 64))
+            lambda x: tf.cast(x, "float32")).batch(max(batch_size, 256))
         features[split] = {"features": encoder.predict(images, verbose=0)
                            if prepared.sizes[split] else
                            tf.zeros((0, encoder.output.shape[-1])).numpy()}
@@ -79,6 +79,7 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
     tasks = list(prepared.tasks)
     set_trainable(model, stage.trainable, tasks)
     cached = can_cache_features(model, recipe, stage)
+    started = time.perf_counter()  # a stage's time includes computing its cached features
     target, data = model, prepared
     if cached:
         if "prepared" not in feature_cache:
@@ -117,7 +118,6 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
         echo(f"stage {stage.name}: {stage.epochs} epochs, learning rate {stage.learning_rate:g}"
              f"{' (cosine)' if stage.schedule == 'cosine' else ''}, trainable {stage.trainable} "
              f"({trainable:,} parameters){', cached backbone features' if cached else ''}")
-    started = time.perf_counter()
     fitted = trainer.fit(train_data, validation_data=validation_data, initial_epoch=first_epoch,
                          epochs=first_epoch + stage.epochs, callbacks=callbacks,
                          shuffle=False,  # the dataset shuffles itself

@@ -148,7 +148,12 @@ def _train(loaded: LoadedRecipe, run: RunDirectory, results: str | Path, echo: E
         run.update(stages=[r.to_dict() for r in done])
     train_seconds = sum(r.seconds for r in done)
 
-    metrics = evaluate(model, prepared, recipe.training.batch_size)
+    if done[-1].cached_features:  # the backbone never changed since its features were cached
+        from mtl_runner.models.images import DECODER
+
+        metrics = evaluate(model.get_layer(DECODER), feature_cache["prepared"], recipe.training.batch_size)
+    else:
+        metrics = evaluate(model, prepared, recipe.training.batch_size)
     run.write_frame("metrics.csv", metrics)
     temporary = run.file(".model.tmp.keras")
     model.save(temporary)
