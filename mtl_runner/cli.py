@@ -51,8 +51,34 @@ def train_loaded(loaded, results: str, name: str | None) -> None:
     run_training(loaded, results, name=name, command=["mtl", *sys.argv[1:]], echo=click.echo)
 
 
+def resume_run(ref: str, results: str, overrides: tuple[str, ...]) -> None:
+    """`mtl train --resume RUN`: continue a run from its last checkpoint, in the same folder."""
+    from pathlib import Path
+
+    import yaml
+
+    from mtl_runner.errors import UsageError
+    from mtl_runner.recipe import validate_recipe
+    from mtl_runner.results import RunDirectory
+    from mtl_runner.results.reader import effective_status, resolve_run
+    from mtl_runner.training.run import train as run_training
+
+    run = RunDirectory(resolve_run(ref, results))
+    info = run.read_json()
+    status = effective_status(info)
+    if status in ("completed", "running"):
+        raise UsageError(f"run {run.run_id} is {status}; only failed, interrupted or crashed runs "
+                         "can be resumed")
+    if overrides:
+        raise UsageError("--set cannot change a run being resumed; its recipe.yaml is what ran")
+    data = yaml.safe_load(run.file("recipe.yaml").read_text())
+    # data paths stay relative to the recipe the run started from
+    loaded = validate_recipe(data, Path(info.get("recipe_file") or run.file("recipe.yaml")))
+    run_training(loaded, results, command=["mtl", *sys.argv[1:]], echo=click.echo, resume=run)
+
+
 @cli.command()
-@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.argument("recipe", type=click.Path(dir_okay=False), required=False)
 @set_option
 @results_option
 @name_option
@@ -60,16 +86,44 @@ def train_loaded(loaded, results: str, name: str | None) -> None:
               help="Train once per seed: N seeds counting from the recipe's, or a list.")
 @click.option("--baselines", is_flag=True, help="Also train every task alone (role "
               "baseline:<task>), reusing identical completed baselines.")
-def train(recipe: str, overrides: tuple[str, ...], results: str, name: str | None,
-          seeds: str | None, baselines: bool) -> None:
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default=None,
+              help="Where to train (runtime.device); auto uses every visible GPU.")
+@click.option("--gpus", default=None, metavar="0,1", help="GPU indices to use (runtime.gpus).")
+@click.option("--resume", default=None, metavar="RUN",
+              help="Continue an interrupted, failed or crashed run from its last checkpoint.")
+@click.option("--tracking", default=None, metavar="KINDS",
+              help="Trackers, a comma list of tensorboard, mlflow, histograms, or none "
+              "(default: tensorboard; also MTL_TRACKING).")
+def train(recipe: str | None, overrides: tuple[str, ...], results: str, name: str | None,
+          seeds: str | None, baselines: bool, device: str | None, gpus: str | None,
+          resume: str | None, tracking: str | None) -> None:
     """Train the multi-task model a RECIPE describes; write a run folder under --results."""
     from mtl_runner.errors import UsageError
     from mtl_runner.recipe import load_recipe
     from mtl_runner.results.run_dir import RUN_NAME
 
+    if tracking is not None:
+        import os
+
+        from mtl_runner.training.tracking import TRACKING_ENV, tracking_kinds
+
+        os.environ[TRACKING_ENV] = tracking
+        tracking_kinds()  # an unknown kind is a usage error now, not after loading the data
+    if resume is not None:
+        if recipe is not None:
+            raise UsageError("give either a RECIPE or --resume RUN (the run has its recipe)")
+        resume_run(resume, results, overrides)
+        return
+    if recipe is None:
+        raise UsageError("mtl train needs a RECIPE (or --resume RUN). Try: mtl train recipes/quickstart.yaml")
     if name is not None and not RUN_NAME.match(name):  # before any work
         raise UsageError(f"--name may hold only letters, digits, '.', '_' and '-'. Received: {name!r}")
-    loaded = load_recipe(recipe, overrides)
+    extra = []
+    if device:
+        extra.append(f"runtime.device={device}")
+    if gpus:
+        extra.append(f"runtime.gpus=[{gpus}]")
+    loaded = load_recipe(recipe, [*extra, *overrides])
     if seeds is None and not baselines:
         train_loaded(loaded, results, name)
         return
@@ -166,6 +220,12 @@ def schema() -> None:
 
 from mtl_runner.commands.inspect import compare, runs, show  # noqa: E402
 for _command in (runs, show, compare): cli.add_command(_command)
+from mtl_runner.commands.doctor import doctor  # noqa: E402
+cli.add_command(doctor)
+from mtl_runner.commands.use import evaluate, export, predict  # noqa: E402
+for _command in (evaluate, predict, export): cli.add_command(_command)
+from mtl_runner.commands.sweep import sweep  # noqa: E402
+cli.add_command(sweep)
 
 
 def main() -> None:

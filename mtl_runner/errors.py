@@ -42,7 +42,7 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
         text = f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
-        text = text.rstrip(".") + "."
+        text = text if text.endswith(("?", "!")) else text.rstrip(".") + "."
         if self.received is not None:
             text += f" Received: {self.received}."
         if self.hint:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,22 @@ class SourceError(RunError):
 
     exit_code = 2
 
-    def __init__(self, message: str, key: tuple = ("data", "path")):
+    def __init__(self, message: str, key: tuple = ("data", "path"), hint: str = ""):
         self.key = key
+        self.hint = hint  # what to do about it, shown after the message
         super().__init__(message)
+
+
+def _parser_message(path: Path, source: str, error: Exception) -> str:
+    """pandas' "Expected 7 fields in line 3, saw 10" as a sentence about the file."""
+    text = str(error).strip()
+    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
+    if found:
+        expected, line, saw = found.groups()
+        return (f"{path}: cannot parse as {source}: line {line} has {saw} fields, "
+                f"but the header has {expected}")
+    first = text.splitlines()[0] if text else type(error).__name__
+    return f"{path}: cannot parse as {source}: {first}"
 
 
 def read_npz(path: Path, keep_whole: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -72,14 +86,17 @@ def read_source(data, resolve=lambda p: Path(p)) -> pd.DataFrame:
     path = resolve(data.path)
     if data.source == "image_dir":
         if not path.is_dir():
-            raise SourceError(f"image folder not found: {path}")
+            raise SourceError(f"image folder not found: {path}",
+                              hint="Paths are relative to the recipe's folder.")
         frame = image_dir_table(path, data.image.column if data.image else "image")
         if frame.empty:
             raise SourceError(f"{path}: no images found in class subfolders "
-                              f"(expected {path}/<class>/<image file>)")
+                              f"(expected {path}/<class>/<image file>)",
+                              hint="Put each class's images in a subfolder named after the class.")
         return frame
     if not path.is_file():
-        raise SourceError(f"data file not found: {path}")
+        raise SourceError(f"data file not found: {path}",
+                          hint="Paths are relative to the recipe's folder.")
     try:
         if data.source == "csv":
             frame = pd.read_csv(path)
@@ -90,15 +107,23 @@ def read_source(data, resolve=lambda p: Path(p)) -> pd.DataFrame:
     except SourceError:
         raise
     except pd.errors.EmptyDataError:
-        raise SourceError(f"{path}: the file is empty") from None
+        raise SourceError(f"{path}: the file is empty",
+                          hint="A table needs a header row and at least one data row.") from None
     except pd.errors.ParserError as error:
-        raise SourceError(f"{path}: cannot parse as {data.source}: {str(error).strip()}") from None
-    except UnicodeDecodeError:
-        raise SourceError(f"{path}: the file is not UTF-8 text") from None
+        raise SourceError(_parser_message(path, data.source, error),
+                          hint="Fix that row; a value holding a comma needs quotes.") from None
+    except UnicodeDecodeError as error:
+        raise SourceError(f"{path}: the file is not UTF-8 text (byte {error.start})",
+                          hint="Save the table as UTF-8.") from None
     except (OSError, ValueError) as error:
-        raise SourceError(f"{path}: cannot read as {data.source}: {error}") from None
+        hint = ("Arrays of Python objects are refused (they would be unpickled); save numbers "
+                "or strings." if "allow_pickle" in str(error) else
+                f"Check that the file is a valid {data.source} file.")
+        raise SourceError(f"{path}: cannot read as {data.source}: {str(error).splitlines()[0]}",
+                          hint=hint) from None
     if frame.empty:
-        raise SourceError(f"{path}: no rows (only a header?)")
+        raise SourceError(f"{path}: no rows (only a header?)",
+                          hint="A table needs at least one data row.")
     if data.image is not None and data.image.column in frame.columns and data.source != "npz":
         # image paths in a table are relative to the table's folder
         frame[data.image.column] = [str(path.parent / p) if isinstance(p, str) else p

@@ -116,7 +116,7 @@ def data_source_is_readable(loaded) -> list[Problem]:
             loaded.frames.append(read_source(block, loaded.resolve_path))
         except SourceError as error:
             loaded.frames.append(None)
-            hint = "Paths are relative to the recipe's folder." if error.key == ("data", "path") else ""
+            hint = getattr(error, "hint", "")
             problems.append(loaded.problem(key + error.key[1:], error.message, hint=hint))
     loaded.frame = loaded.frames[0] if loaded.frames else None
     return problems

@@ -127,7 +127,7 @@ def read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         what = getattr(error, "problem", None) or str(error)
-        hint = "YAML indents with spaces, not tabs." if "\t" in text and "tab" in str(error) else \
+        hint = "YAML indents with spaces, not tabs." if "character '\\t'" in str(error) else \
             "Check the indentation and the quoting near this line."
         if isinstance(error, yaml.constructor.ConstructorError) and "tag" in str(what):
             what = f"{what.strip()}; a recipe holds plain data, and tags that build objects are refused"
@@ -269,6 +269,8 @@ def problems_from_validation(error: ValidationError, data: Any, file: str,
             message = "required key is missing"
             shown = None
         elif kind in ("literal_error", "union_tag_invalid", "enum"):
+            if kind == "union_tag_invalid":  # the tag key itself: model.trunk.type
+                key = key + (str(ctx.get("discriminator", "")).strip("'"),)
             expected = ctx.get("expected_tags") or ctx.get("expected") or ""
             choices = re.findall(r"'([^']*)'", str(expected))
             value = ctx.get("tag", value)

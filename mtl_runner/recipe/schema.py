@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mtl_runner.models.backbones import BACKBONES
 from mtl_runner.models.trunks import TRUNKS
@@ -232,6 +232,31 @@ class TrainingConfig(Strict):
                                  "no augmentation, compute backbone features once.")
 
 
+class RuntimeConfig(Strict):
+    """Where and how training runs: device, distribution, precision, compilation."""
+
+    device: Literal["auto", "cpu", "gpu"] = Field(
+        "auto", description="auto: every visible GPU (MirroredStrategy when several), else the CPU.")
+    gpus: list[Annotated[int, Field(ge=0)]] | None = Field(None, description="GPU indices to use.")
+    strategy: Literal["auto", "default", "mirrored"] = Field(
+        "auto", description="mirrored: MirroredStrategy over the chosen GPUs, or over the logical "
+        "CPU devices when there is no GPU.")
+    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = Field(
+        "auto", description="auto: mixed_float16 on GPUs of compute capability ≥ 7, else float32.")
+    jit_compile: Literal["auto"] | bool = "auto"
+    steps_per_execution: int = Field(1, ge=1, le=10_000)
+    deterministic: bool = Field(False, description="TensorFlow op determinism (slower).")
+
+
+class TrackingConfig(Strict):
+    """Where training is logged besides the run folder's files."""
+
+    tensorboard: bool = Field(True, description="TensorBoard scalars under <run>/tb/.")
+    mlflow: bool = Field(False, description="MLflow (pip install 'mtl-runner[mlflow]'), to "
+                         "MLFLOW_TRACKING_URI or ./mlruns.")
+    histograms: bool = Field(False, description="Weight histograms in TensorBoard (slower).")
+
+
 class Recipe(Strict):
     """A multi-task experiment: data, tasks, model, loss weighting and training."""
 
@@ -245,7 +270,18 @@ class Recipe(Strict):
     weighting: WeightingConfig = Field(  # type: ignore[valid-type]
         default_factory=lambda: WEIGHTINGS.get("static").Config())
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    tracking: TrackingConfig | None = Field(None, description="Default: TensorBoard only, or "
+                                            "what the MTL_TRACKING variable or --tracking lists.")
     seed: int = Field(0, ge=0)
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _at_least_one_task(cls, tasks: Any) -> Any:
+        if isinstance(tasks, dict) and not tasks:
+            raise ValueError("a recipe needs at least one task, e.g. tasks: {species: {type: "
+                             "classification, label: species}}")
+        return tasks
 
     @model_validator(mode="after")
     def _every_task_has_data(self) -> "Recipe":

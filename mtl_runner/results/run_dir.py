@@ -8,6 +8,7 @@ Nothing here imports TensorFlow, so `runs`, `show` and `compare` stay fast.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
 import re
@@ -55,6 +56,15 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         raise RunError(f"cannot write {path}: {error.strerror}") from None
 
 
+def _advice(error: OSError) -> str:
+    """What to do about a failed write, as a sentence after the reason ("" when unsure)."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return " Free some space, or choose another folder with --results."
+    if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return " Choose a writable folder with --results."
+    return ""
+
+
 class RunDirectory:
     """The folder of one run.
 
@@ -79,7 +89,8 @@ class RunDirectory:
         try:
             results.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise RunError(f"cannot create the results folder {results}: {error.strerror}") from None
+            raise RunError(f"cannot create the results folder {results}: "
+                           f"{error.strerror}.{_advice(error)}") from None
         for _ in range(100):
             path = results / new_run_id(name)
             try:
@@ -89,7 +100,7 @@ class RunDirectory:
                 continue
             except OSError as error:
                 raise RunError(f"cannot create a run folder in {results}: {error.strerror}. "
-                               f"Choose another folder with --results.") from None
+                               f"Choose a writable folder with --results.") from None
         raise RunError(f"could not find a free run id in {results}")
 
     def file(self, name: str) -> Path:

@@ -23,6 +23,15 @@ class HistoryWriter(keras.callbacks.Callback):
         self.stage = stage
         self.rows: list[dict] = []
 
+    def keep_until(self, epoch: int) -> None:
+        """Resuming: keep the rows of epochs 1..epoch already in history.csv, drop later ones."""
+        try:
+            frame = pd.read_csv(self.run.file("history.csv"))
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+            return
+        self.rows = frame[frame["epoch"] <= epoch].to_dict("records")
+        self.run.write_frame("history.csv", pd.DataFrame(self.rows))
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = dict(logs or {})
         row = {"epoch": epoch + 1, "stage": self.stage}

@@ -25,9 +25,26 @@ def build_optimizer(config) -> keras.optimizers.Optimizer:
     return classes[config.name](**options)
 
 
+def build_weighting(recipe):
+    """The recipe's weighting strategy, not yet built."""
+    from mtl_runner.weighting import WEIGHTINGS
+
+    return WEIGHTINGS.get(recipe.weighting.name)(
+        recipe.weighting, {name: task.weight for name, task in recipe.tasks.items()})
+
+
 def compile_for_training(model: keras.Model, recipe, tasks: dict[str, TaskType],
                          infos: dict[str, dict[str, Any]], optimizer=None) -> keras.Model:
-    """Compiles the network for Σ_i w_i L_i and returns the model to call `fit` on.
+    """Wraps the network in a `MultiTaskModel` for the recipe's weighting and compiles it.
+
+    Every strategy, `static` included, trains through the same step (see
+    `mtl_runner.training.multitask_model`), so the logs have the same names whatever the
+    strategy: `loss`, `<task>_loss`, `<task>_<metric>`, `weight_<task>`, and with
+    `weighting.telemetry` `grad_cosine` and `grad_conflict`; `val_` versions of the first three.
+
+    Call it inside the distribution strategy's scope, if any: the wrapper creates the strategy's
+    variables. Calling it again (a fine-tuning stage with a new optimizer, after `trainable`
+    flags changed) builds a fresh wrapper around the same network.
 
     Args:
         model: the functional network (the one that is saved).
@@ -37,18 +54,16 @@ def compile_for_training(model: keras.Model, recipe, tasks: dict[str, TaskType],
         optimizer: an optimizer to use instead of the recipe's (fine-tuning stages).
 
     Returns:
-        The model to train; saving `model` afterwards keeps the trained weights.
+        The `MultiTaskModel` to call `fit` on. It shares its layers with `model`, so saving
+        `model` afterwards keeps the trained weights; the wrapper itself is not saved.
     """
-    from mtl_runner.weighting import WEIGHTINGS
+    from mtl_runner.training.multitask_model import MultiTaskModel
 
-    weighting = WEIGHTINGS.get(recipe.weighting.name)(
-        recipe.weighting, {n: t.weight for n, t in recipe.tasks.items()})
-    loss_weights = weighting.loss_weights()
-    model.compile(
+    trainer = MultiTaskModel(model, tasks, build_weighting(recipe),
+                             {name: task.weight for name, task in recipe.tasks.items()})
+    trainer.compile(
         optimizer=optimizer or build_optimizer(recipe.training.optimizer),
-        loss={name: task.keras_loss() for name, task in tasks.items()},
-        loss_weights=loss_weights,
         # weighted: an example whose label is missing (mask 0) counts in neither loss nor metric
         weighted_metrics={name: task.keras_metrics(infos[name]) for name, task in tasks.items()},
     )
-    return model
+    return trainer

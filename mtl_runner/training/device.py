@@ -1,11 +1,15 @@
-"""Importing TensorFlow quietly and describing the device set-up a run uses."""
+"""Importing TensorFlow quietly, and choosing the device set-up a run uses."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import tempfile
+from typing import Any
+
+from mtl_runner.errors import RunError
 
 
 @contextlib.contextmanager
@@ -41,9 +45,88 @@ def import_tensorflow():
     return tf
 
 
-def device_info() -> dict:
-    """The device, strategy, replica count and precision of a run, for run.json."""
+@dataclasses.dataclass
+class Runtime:
+    """The device set-up of a run, recorded in run.json."""
+
+    strategy: Any
+    device: str
+    gpus: list[str]
+    replicas: int
+    precision: str
+    jit_compile: Any
+    steps_per_execution: int
+    deterministic: bool
+
+    def record(self) -> dict:
+        return {"device": self.device, "gpus": self.gpus, "strategy": type(self.strategy).__name__,
+                "replicas": self.replicas, "precision": self.precision,
+                "jit_compile": self.jit_compile, "steps_per_execution": self.steps_per_execution,
+                "deterministic": self.deterministic}
+
+
+def compute_capability(tf, gpu) -> float:
+    details = tf.config.experimental.get_device_details(gpu)
+    major, minor = details.get("compute_capability", (0, 0))
+    return major + minor / 10
+
+
+def setup_runtime(runtime, batch_size: int) -> Runtime:
+    """Chooses devices, the distribution strategy and precision for `runtime` (a RuntimeConfig).
+
+    auto: several visible GPUs → MirroredStrategy; one → that GPU; none → the CPU. The recipe's
+    batch size is the global batch; each replica gets batch_size / replicas.
+
+    Raises:
+        RunError: a GPU was asked for and none is visible, an index is out of range, or
+            TF_CONFIG asks for multi-worker training (not supported yet).
+    """
+    import keras
+
     tf = import_tensorflow()
+    if os.environ.get("TF_CONFIG"):
+        raise RunError("TF_CONFIG is set, but multi-worker training is not supported yet: "
+                       "Keras' fit fails under MultiWorkerMirroredStrategy (keras-team/keras#20585). "
+                       "Unset TF_CONFIG to train on this machine's devices.")
     gpus = tf.config.list_physical_devices("GPU")
-    return {"device": "gpu" if gpus else "cpu", "gpus": [g.name for g in gpus],
-            "strategy": "default", "replicas": 1, "precision": "float32"}
+    if runtime.gpus is not None:
+        missing = [i for i in runtime.gpus if i >= len(gpus)]
+        if missing:
+            raise RunError(f"runtime.gpus asks for GPU {missing[0]}, but {len(gpus)} GPU(s) are visible")
+        gpus = [gpus[i] for i in runtime.gpus]
+    if runtime.device == "gpu" and not gpus:
+        raise RunError("runtime.device is gpu, but no GPU is visible. Install the GPU extra "
+                       "(pip install 'mtl-runner[gpu]') or use --device cpu.")
+    if runtime.device == "cpu":
+        gpus = []
+    with contextlib.suppress(RuntimeError):  # devices already initialised in this process
+        tf.config.set_visible_devices(gpus, "GPU")
+    if runtime.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+    names = [g.name.replace("/physical_device:", "/") for g in gpus]
+    cpus = tf.config.list_logical_devices("CPU")
+    if runtime.strategy == "mirrored" or (runtime.strategy == "auto" and len(gpus) > 1):
+        devices = [f"/gpu:{i}" for i in range(len(gpus))] if gpus else [d.name for d in cpus]
+        strategy = tf.distribute.MirroredStrategy(devices=devices)
+    else:
+        strategy = tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise RunError(f"training.batch_size {batch_size} is the global batch and must divide "
+                       f"evenly over {replicas} replicas")
+
+    precision = runtime.precision
+    if precision == "auto":
+        precision = "mixed_float16" if gpus and all(
+            compute_capability(tf, g) >= 7.0 for g in gpus) else "float32"
+    keras.mixed_precision.set_global_policy(precision)
+    return Runtime(strategy, "gpu" if gpus else "cpu", names, replicas, precision,
+                   runtime.jit_compile, runtime.steps_per_execution, runtime.deterministic)
+
+
+def reset_runtime() -> None:
+    """Undoes process-wide settings of a run (the precision policy), for the next one."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")

@@ -14,8 +14,9 @@ from mtl_runner.models.images import DECODER, encoder_and_backbone
 from mtl_runner.tasks.base import HIGHER_IS_BETTER
 from mtl_runner.training.callbacks import EpochLine, HistoryWriter, NameSingleTask, StopOnNaN
 from mtl_runner.training.compile import build_optimizer, compile_for_training
-from mtl_runner.training.prepare import Prepared, make_dataset
+from mtl_runner.training.prepare import Prepared, make_dataset, steps_per_epoch
 from mtl_runner.training.stages import can_cache_features, set_trainable, trainable_count
+from mtl_runner.training.tracking import extra_callbacks
 
 
 @dataclasses.dataclass
@@ -61,7 +62,8 @@ def cached_features(model: keras.Model, prepared: Prepared, batch_size: int, ech
 
 
 def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: HistoryWriter,
-              first_epoch: int, total_epochs: int, echo, feature_cache: dict) -> StageResult:
+              first_epoch: int, total_epochs: int, echo, feature_cache: dict, runtime=None,
+              stage_index: int = 0, resume=None) -> StageResult:
     """Trains one stage and returns what it did.
 
     Args:
@@ -74,7 +76,14 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
         total_epochs: the planned epochs of all stages, for progress lines.
         echo: progress output.
         feature_cache: {"prepared": ...} once features were computed (reused across stages).
+        runtime: the `Runtime` (distribution strategy); None for the default one.
+        stage_index: the stage's position, recorded with each checkpoint.
+        resume: a `ResumePoint` inside this stage: restore it and run the epochs left.
     """
+    import contextlib
+
+    from mtl_runner.training.checkpoints import Checkpointer, restore
+
     training = recipe.training
     tasks = list(prepared.tasks)
     set_trainable(model, stage.trainable, tasks)
@@ -90,15 +99,30 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
     if stage.schedule == "cosine":
         steps = math.ceil(prepared.sizes["train"] / training.batch_size) * stage.epochs
         rate = keras.optimizers.schedules.CosineDecay(stage.learning_rate, decay_steps=max(steps, 1))
-    optimizer = build_optimizer(training.optimizer.model_copy(update={"learning_rate": rate}))
-    trainer = compile_for_training(target, recipe, prepared.tasks, prepared.infos, optimizer)
+    def scope():
+        return runtime.strategy.scope() if runtime is not None else contextlib.nullcontext()
 
-    train_data = make_dataset(data, "train", training.batch_size, recipe.seed + first_epoch, shuffle=True)
+    with scope():
+        optimizer = build_optimizer(training.optimizer.model_copy(update={"learning_rate": rate}))
+        trainer = compile_for_training(target, recipe, prepared.tasks, prepared.infos, optimizer)
+    stage_first_epoch, epochs_left = first_epoch, stage.epochs
+    if resume is not None:
+        with scope():
+            name = restore(history.run, resume, model, trainer, target)
+        stage_first_epoch = resume.stage_first_epoch
+        first_epoch = resume.epoch
+        epochs_left = stage.epochs - (resume.epoch - resume.stage_first_epoch)
+        echo(f"resuming stage {stage.name} after epoch {resume.epoch} from checkpoint {name}")
+
+    train_data = make_dataset(data, "train", training.batch_size, recipe.seed, shuffle=True,
+                              first_epoch=first_epoch)
     validation_data = (make_dataset(data, "validation", training.batch_size, recipe.seed, False)
                        if prepared.sizes["validation"] else None)
     history.stage = stage.name
     stop_on_nan = StopOnNaN()
-    callbacks: list = [history, stop_on_nan]
+    callbacks: list = [history, stop_on_nan,
+                       Checkpointer(history.run, model, trainer, stage_index, stage_first_epoch)]
+    callbacks += extra_callbacks(history.run, recipe, stage.name)
     if len(tasks) == 1:
         callbacks.insert(0, NameSingleTask(tasks[0]))
     interactive = sys.stdout.isatty()
@@ -118,16 +142,20 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
         echo(f"stage {stage.name}: {stage.epochs} epochs, learning rate {stage.learning_rate:g}"
              f"{' (cosine)' if stage.schedule == 'cosine' else ''}, trainable {stage.trainable} "
              f"({trainable:,} parameters){', cached backbone features' if cached else ''}")
+    if epochs_left <= 0:
+        return StageResult(stage.name, stage.trainable, 0, None, trainable_count(model), cached,
+                           0.0, first_epoch)
     fitted = trainer.fit(train_data, validation_data=validation_data, initial_epoch=first_epoch,
-                         epochs=first_epoch + stage.epochs, callbacks=callbacks,
+                         steps_per_epoch=steps_per_epoch(data, "train", training.batch_size),
+                         epochs=first_epoch + epochs_left, callbacks=callbacks,
                          shuffle=False,  # the dataset shuffles itself
                          verbose=1 if interactive else 0)
     seconds = time.perf_counter() - started
     if stop_on_nan.bad_epoch is not None:
         raise RunError(f"the loss became NaN or Inf at epoch {stop_on_nan.bad_epoch}; lower "
                        f"the learning rate or set training.optimizer.clipnorm")
-    epochs = len(fitted.history.get("loss", []))
+    epochs = len(fitted.history.get("loss", [])) + (first_epoch - stage_first_epoch)
     best = getattr(early, "best_epoch", None) if early is not None else None
     return StageResult(stage.name, stage.trainable, epochs,
                        None if best is None else int(best) + 1, trainable, cached,
-                       round(seconds, 3), first_epoch + epochs)
+                       round(seconds, 3), stage_first_epoch + epochs)

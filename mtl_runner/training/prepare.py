@@ -168,11 +168,16 @@ def source_shares(counts: np.ndarray, sampling) -> np.ndarray:
     return shares / shares.sum()
 
 
-def make_dataset(prepared: Prepared, split: str, batch_size: int, seed: int, shuffle: bool):
+def make_dataset(prepared: Prepared, split: str, batch_size: int, seed: int, shuffle: bool,
+                 first_epoch: int = 0):
     """A tf.data pipeline of (inputs, targets, masks) for one split.
 
     The masks are Keras sample weights per output: an example whose label is missing for a
     task contributes to neither that task's loss nor its metrics.
+
+    With `shuffle`, the pipeline is endless (fit it with `steps_per_epoch`) and epoch e visits
+    the rows in a permutation that is a pure function of (seed, e): a run resumed at epoch
+    `first_epoch` sees exactly the batches the uninterrupted run would have.
     """
     import tensorflow as tf
 
@@ -184,19 +189,33 @@ def make_dataset(prepared: Prepared, split: str, batch_size: int, seed: int, shu
     if (shuffle and sources is not None and prepared.sampling.method != "proportional"
             and len(set(sources.tolist())) > 1):
         return mixed_dataset(inputs, targets, masks, sources, prepared.sampling, batch_size, seed)
-    dataset = tf.data.Dataset.from_tensor_slices((inputs, targets, masks))
-    if any(array.dtype == np.uint8 for array in inputs.values()):
-        # images stay uint8 in memory (4× smaller) and become float32 per batch element
-        dataset = dataset.map(lambda x, y, w: ({k: tf.cast(v, "float32") if v.dtype == tf.uint8
-                                                else v for k, v in x.items()}, y, w))
-    dataset = dataset.cache()
-    if shuffle:
-        dataset = dataset.shuffle(prepared.sizes[split], seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def to_float(x, y, w):
+        # images stay uint8 in memory (4× smaller) and become float32 per batch
+        return ({k: tf.cast(v, "float32") if v.dtype == tf.uint8 else v for k, v in x.items()}, y, w)
+
+    if not shuffle:
+        dataset = tf.data.Dataset.from_tensor_slices((inputs, targets, masks)).batch(batch_size)
+        return dataset.map(to_float).prefetch(tf.data.AUTOTUNE)
+    rows = prepared.sizes[split]
+    tensors = tf.nest.map_structure(tf.constant, (inputs, targets, masks))
+
+    def epoch(e):
+        order = tf.argsort(tf.random.stateless_uniform([rows], seed=tf.stack([tf.cast(seed, tf.int64), e])))
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        return batches.map(lambda index: tf.nest.map_structure(lambda t: tf.gather(t, index), tensors))
+
+    epochs = tf.data.Dataset.range(first_epoch, 2**62).flat_map(epoch)
+    return epochs.map(to_float).prefetch(tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(prepared: Prepared, split: str, batch_size: int) -> int:
+    return max(1, -(-prepared.sizes[split] // batch_size))
 
 
 def mixed_dataset(inputs, targets, masks, sources: np.ndarray, sampling, batch_size: int, seed: int):
-    """Draws sources with `source_shares`; an epoch is as many examples as all sources hold."""
+    """Draws sources with `source_shares`, endlessly; an epoch (`steps_per_epoch`) is as many
+    examples as all sources hold together."""
     import tensorflow as tf
 
     def pick(tree, rows):
@@ -211,4 +230,4 @@ def mixed_dataset(inputs, targets, masks, sources: np.ndarray, sampling, batch_s
         streams.append(stream.cache().shuffle(len(rows), seed=seed + g).repeat())
     shares = source_shares(np.array([np.sum(sources == g) for g in ids]), sampling)
     mixed = tf.data.Dataset.sample_from_datasets(streams, weights=shares.tolist(), seed=seed)
-    return mixed.take(len(sources)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return mixed.batch(batch_size).prefetch(tf.data.AUTOTUNE)  # endless: fit counts the steps

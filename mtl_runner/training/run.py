@@ -6,10 +6,13 @@ The run directory is created first and marked `running`; whatever happens next, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import signal
 import socket
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Callable
@@ -21,7 +24,7 @@ from mtl_runner.errors import MtlError, RunError
 from mtl_runner.recipe import LoadedRecipe
 from mtl_runner.results import RunDirectory
 from mtl_runner.results.run_dir import utc_now
-from mtl_runner.training.device import device_info, import_tensorflow
+from mtl_runner.training.device import import_tensorflow, reset_runtime, setup_runtime
 
 Echo = Callable[[str], None]
 
@@ -59,9 +62,26 @@ def start_run(loaded: LoadedRecipe, results: str | Path, name: str | None,
     return run
 
 
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """SIGTERM (a scheduler's kill, `timeout`) ends a run like Ctrl-C: marked interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def train(loaded: LoadedRecipe, results: str | Path, name: str | None = None,
           command: list[str] | None = None, echo: Echo = print, role: str = "mtl",
-          parent: str | None = None) -> RunDirectory:
+          parent: str | None = None, resume: RunDirectory | None = None) -> RunDirectory:
     """Trains a recipe and writes its run directory.
 
     Args:
@@ -72,6 +92,7 @@ def train(loaded: LoadedRecipe, results: str | Path, name: str | None = None,
         echo: where progress lines go.
         role: "mtl", or "baseline:<task>" for a single-task baseline.
         parent: the run this one belongs to (a baseline's multi-task run).
+        resume: an interrupted, failed or crashed run to continue from its last checkpoint.
 
     Returns:
         The completed run directory.
@@ -79,13 +100,23 @@ def train(loaded: LoadedRecipe, results: str | Path, name: str | None = None,
     Raises:
         RunError: the run failed; the run directory says why.
     """
-    run = start_run(loaded, results, name, command or sys.argv, role, parent)
+    from mtl_runner.training.tracking import finish_tracking
+
+    if resume is None:
+        run = start_run(loaded, results, name, command or sys.argv, role, parent)
+    else:
+        run = resume
+        run.update(status="running", error=None, pid=os.getpid(), host=socket.gethostname(),
+                   resumed=[*run.read_json().get("resumed", []), utc_now().isoformat()])
     echo(f"Run {run.run_id}: {run.path}")
     try:
-        _train(loaded, run, results, echo)
+        with sigterm_interrupts():
+            _train(loaded, run, results, echo, resume is not None)
     except KeyboardInterrupt:
-        run.finish("interrupted", "interrupted by the user (Ctrl-C)")
-        raise RunError(f"interrupted; what was written so far is in {run.path}") from None
+        run.finish("interrupted", "interrupted (Ctrl-C or SIGTERM); continue with "
+                   f"mtl train --resume {run.run_id}")
+        raise RunError(f"interrupted; what was written so far is in {run.path}. Continue with "
+                       f"mtl train --resume {run.run_id}") from None
     except MtlError as error:
         run.finish("failed", error.format_message())
         raise
@@ -94,70 +125,92 @@ def train(loaded: LoadedRecipe, results: str | Path, name: str | None = None,
         run.finish("failed", message, traceback=traceback.format_exc())
         raise RunError(f"run failed: {message.splitlines()[0][:300]}. "
                        f"Details in {run.file('run.json')}") from None
+    finally:
+        finish_tracking(run)
     return run
 
 
-def _train(loaded: LoadedRecipe, run: RunDirectory, results: str | Path, echo: Echo) -> None:
+def _train(loaded: LoadedRecipe, run: RunDirectory, results: str | Path, echo: Echo,
+           resuming: bool = False) -> None:
     import_tensorflow()
     import keras
 
     from mtl_runner.data.sources import read_source
     from mtl_runner.models.build import build_model
     from mtl_runner.training.callbacks import HistoryWriter
+    from mtl_runner.training.checkpoints import ResumePoint
     from mtl_runner.training.evaluate import evaluate, metrics_table
-    from mtl_runner.training.loop import fit_stage
+    from mtl_runner.training.loop import StageResult, fit_stage
     from mtl_runner.training.prepare import prepare
     from mtl_runner.training.stages import stage_plan
     from mtl_runner.training.weights import load_backbone_weights
 
     recipe = loaded.recipe
-    run.update(**device_info(), versions=versions())
-    keras.utils.set_random_seed(recipe.seed)
+    point = ResumePoint.read(run) if resuming else None
+    runtime = setup_runtime(recipe.runtime, recipe.training.batch_size)
+    try:
+        run.update(**runtime.record(), versions=versions())
+        echo(f"Device: {runtime.device}, {type(runtime.strategy).__name__} with {runtime.replicas} "
+             f"replica(s), batch {recipe.training.batch_size // runtime.replicas} per replica, "
+             f"{runtime.precision}")
+        keras.utils.set_random_seed(recipe.seed)  # the same on resume: checkpoints carry RNG state
 
-    frames = loaded.frames or [read_source(block, loaded.resolve_path)
-                               for block, _ in recipe.data_groups()]
-    prepared = prepare(frames[0], recipe, frames)
-    spec = prepared.spec
-    run.update(splits=prepared.sizes, features=spec.to_dict() if spec else {"image": recipe.data.image.shape()},
-               label_encoding=prepared.infos, skipped_images=prepared.skipped)
-    if prepared.skipped:
-        echo(f"skipped {len(prepared.skipped)} unreadable image(s), e.g. {prepared.skipped[0]}")
-    inputs = (f"{len(spec.numeric)} numeric and {len(spec.categorical)} categorical features" if spec
-              else "images of {}×{}×{}".format(*recipe.data.image.shape()))
-    echo(f"Data: {sum(prepared.sizes.values())} rows → train {prepared.sizes['train']}, validation "
-         f"{prepared.sizes['validation']}, test {prepared.sizes['test']}; {inputs}; "
-         f"tasks: {', '.join(prepared.tasks)}")
+        frames = loaded.frames or [read_source(block, loaded.resolve_path)
+                                   for block, _ in recipe.data_groups()]
+        prepared = prepare(frames[0], recipe, frames)
+        spec = prepared.spec
+        run.update(splits=prepared.sizes,
+                   features=spec.to_dict() if spec else {"image": recipe.data.image.shape()},
+                   label_encoding=prepared.infos, skipped_images=prepared.skipped)
+        if prepared.skipped:
+            echo(f"skipped {len(prepared.skipped)} unreadable image(s), e.g. {prepared.skipped[0]}")
+        inputs = (f"{len(spec.numeric)} numeric and {len(spec.categorical)} categorical features"
+                  if spec else "images of {}×{}×{}".format(*recipe.data.image.shape()))
+        echo(f"Data: {sum(prepared.sizes.values())} rows → train {prepared.sizes['train']}, "
+             f"validation {prepared.sizes['validation']}, test {prepared.sizes['test']}; {inputs}; "
+             f"tasks: {', '.join(prepared.tasks)}")
 
-    model = build_model(recipe, spec, prepared.tasks, prepared.infos)
-    if recipe.model.backbone is not None:
-        parent = load_backbone_weights(model, recipe.model.backbone, results)
-        if parent:
-            run.update(parent=parent)
-            echo(f"backbone weights from run {parent}")
+        with runtime.strategy.scope():
+            model = build_model(recipe, spec, prepared.tasks, prepared.infos)
+            if recipe.model.backbone is not None and point is None:
+                parent = load_backbone_weights(model, recipe.model.backbone, results)
+                if parent:
+                    run.update(parent=parent)
+                    echo(f"backbone weights from run {parent}")
 
-    stages = stage_plan(recipe)
-    total = sum(stage.epochs for stage in stages)
-    history = HistoryWriter(run)
-    feature_cache: dict = {}
-    done = []
-    epoch = 0
-    for stage in stages:
-        result = fit_stage(model, stage, prepared, recipe, history, epoch, total, echo, feature_cache)
-        done.append(result)
-        epoch = result.last_epoch
-        run.update(stages=[r.to_dict() for r in done])
-    train_seconds = sum(r.seconds for r in done)
+        stages = stage_plan(recipe)
+        total = sum(stage.epochs for stage in stages)
+        history = HistoryWriter(run)
+        done: list[StageResult] = []
+        if point is not None:
+            history.keep_until(point.epoch)
+            done = [StageResult(**r, last_epoch=0) for r in run.read_json().get("stages", [])[: point.stage]]
+        feature_cache: dict = {}
+        epoch = point.stage_first_epoch if point else 0
+        for index, stage in enumerate(stages):
+            if point is not None and index < point.stage:
+                continue
+            result = fit_stage(model, stage, prepared, recipe, history, epoch, total, echo,
+                               feature_cache, runtime, index,
+                               point if point is not None and index == point.stage else None)
+            done.append(result)
+            epoch = result.last_epoch
+            run.update(stages=[r.to_dict() for r in done])
+        train_seconds = sum(r.seconds for r in done)
 
-    if done[-1].cached_features:  # the backbone never changed since its features were cached
-        from mtl_runner.models.images import DECODER
+        if done[-1].cached_features:  # the backbone never changed since its features were cached
+            from mtl_runner.models.images import DECODER
 
-        metrics = evaluate(model.get_layer(DECODER), feature_cache["prepared"], recipe.training.batch_size)
-    else:
-        metrics = evaluate(model, prepared, recipe.training.batch_size)
-    run.write_frame("metrics.csv", metrics)
-    temporary = run.file(".model.tmp.keras")
-    model.save(temporary)
-    os.replace(temporary, run.file("model.keras"))
+            metrics = evaluate(model.get_layer(DECODER), feature_cache["prepared"],
+                               recipe.training.batch_size)
+        else:
+            metrics = evaluate(model, prepared, recipe.training.batch_size)
+        run.write_frame("metrics.csv", metrics)
+        temporary = run.file(".model.tmp.keras")
+        model.save(temporary)
+        os.replace(temporary, run.file("model.keras"))
+    finally:
+        reset_runtime()
     last = done[-1]
     run.finish("completed", epochs=epoch, best_epoch=last.best_epoch,
                train_seconds=round(train_seconds, 3), parameters=int(model.count_params()),

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
-from mtl_runner.weighting.base import WEIGHTINGS, Weighting
+from mtl_runner.weighting.base import WEIGHTINGS, Weighting, WeightingConfig
 
 
 @WEIGHTINGS.register("static")
@@ -14,13 +12,15 @@ class Static(Weighting):
     """Minimises Σ_i w_i L_i with each task's `weight` from the recipe (default 1.0).
 
     The plain linear scalarisation of multi-task learning (Caruana, 1997); the baseline that
-    every adaptive strategy is compared against.
+    every adaptive strategy is compared against. The trainer already multiplies each L_i by the
+    task's `weight`, so the strategy's own weights are all 1 and `weight_<task>` logs the recipe
+    weight.
     """
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-
+    class Config(WeightingConfig):
         name: Literal["static"] = "static"
 
-    def loss_weights(self) -> dict[str, float]:
-        return dict(self.task_weights)
+    def weights(self, losses, step):
+        import tensorflow as tf
+
+        return tf.ones([self.num_tasks], tf.float32)

@@ -27,7 +27,7 @@ def test_train_writes_a_complete_run_directory(runner, write_recipe, tmp_path):
     assert outcome.exit_code == 0, outcome.output
     run = only_run(results)
     assert sorted(p.name for p in run.iterdir()) == [
-        "history.csv", "metrics.csv", "model.keras", "recipe.yaml", "run.json"]
+        "checkpoints", "history.csv", "metrics.csv", "model.keras", "recipe.yaml", "run.json", "tb"]
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "completed" and info["error"] is None
     assert info["seed"] == 0 and info["device"] == "cpu" and info["epochs"] == 3

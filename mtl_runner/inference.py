@@ -1,0 +1,337 @@
+"""Putting a trained run to work: load it from its folder, encode new data, decode predictions.
+
+Everything comes from the run directory — `recipe.yaml` (the resolved recipe: task types and
+label columns), `run.json` (the label encodings and feature statistics fitted at training time)
+and `model.keras` — so the recipe file the run was trained from is never needed. New data is
+encoded with the run's stored encodings, never refitted.
+
+Example:
+    >>> trained = load_trained("20261201-135027-quickstart-4d18", "results")
+    >>> frame = read_table("new_penguins.csv", trained)
+    >>> predictions = trained.predict(frame)            # species, species_probability, ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from mtl_runner.data.features import FeatureSpec, feature_arrays, input_name
+from mtl_runner.errors import RunError, UsageError
+from mtl_runner.results import RunDirectory
+from mtl_runner.results.reader import resolve_run
+from mtl_runner.tasks import TASK_TYPES, EncodedLabels, TaskType
+
+SOURCES_BY_SUFFIX = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
+TRAINING_SPLITS = ("train", "validation", "test")
+
+
+@dataclasses.dataclass
+class TrainedRun:
+    """A completed run, ready to score and predict.
+
+    Attributes:
+        run: the run directory.
+        info: run.json.
+        recipe: the resolved `Recipe` (from the run's recipe.yaml).
+        tasks: task objects by name, in recipe order.
+        infos: each task's stored label encoding.
+        spec: the stored feature columns and statistics (None for image input).
+    """
+
+    run: RunDirectory
+    info: dict[str, Any]
+    recipe: Any
+    tasks: dict[str, TaskType]
+    infos: dict[str, dict[str, Any]]
+    spec: FeatureSpec | None
+
+    @property
+    def image_shape(self) -> tuple[int, int, int] | None:
+        image = (self.info.get("features") or {}).get("image")
+        return tuple(image) if image else None
+
+    @functools.cached_property
+    def model(self):
+        """The trained Keras model (loaded on first use; imports TensorFlow)."""
+        return load_model(self.run.file("model.keras"))
+
+    # -- inputs and labels -----------------------------------------------------------------
+    def inputs(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Model inputs for the rows of `frame`, encoded with the run's feature statistics.
+
+        Raises:
+            UsageError: a feature column the model needs is missing.
+        """
+        if self.spec is None:
+            return {"image": self._images(frame)}
+        needed = [*self.spec.numeric, *self.spec.categorical]
+        absent = [c for c in needed if c not in frame.columns]
+        if absent:
+            raise UsageError(f"the data lacks feature column(s) the model was trained on: "
+                             f"{', '.join(absent)}. Needed: {', '.join(needed)}")
+        return feature_arrays(frame, self.spec)
+
+    def _images(self, frame: pd.DataFrame) -> np.ndarray:
+        from mtl_runner.data.images import load_images
+
+        column = self.recipe.data.image.column if self.recipe.data.image else "image"
+        if column not in frame.columns:
+            raise UsageError(f"the data has no image column '{column}'. "
+                             f"Columns: {', '.join(map(str, frame.columns))}")
+        images, failures = load_images(frame[column], self.image_shape)
+        if failures:
+            more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+            raise RunError(f"cannot read image {failures[0][1]}{more}")
+        return images.astype("float32")
+
+    def labelled_tasks(self, frame: pd.DataFrame) -> list[str]:
+        """The tasks whose label columns are all in `frame`."""
+        return [name for name, task in self.tasks.items()
+                if all(c in frame.columns for c in task.label_columns())]
+
+    def labels(self, frame: pd.DataFrame) -> dict[str, EncodedLabels]:
+        """Encoded labels of every task whose label columns `frame` has (stored encodings)."""
+        return {name: self.tasks[name].encode(frame, self.infos[name])
+                for name in self.labelled_tasks(frame)}
+
+    # -- using the model -------------------------------------------------------------------
+    def outputs(self, frame: pd.DataFrame, batch_size: int = 256) -> dict[str, np.ndarray]:
+        """Raw model outputs by task (probabilities; standardized regression values)."""
+        from mtl_runner.training.evaluate import predict
+
+        return predict(self.model, self.inputs(frame), batch_size)
+
+    def score(self, frame: pd.DataFrame, split: str, batch_size: int = 256) -> pd.DataFrame:
+        """Metrics of every labelled task on `frame`, as metrics.csv rows (split = `split`).
+
+        Raises:
+            UsageError: the data holds no label column of any task.
+        """
+        labels = self.labels(frame)
+        if not labels:
+            wanted = "; ".join(f"{n}: {', '.join(t.label_columns())}" for n, t in self.tasks.items())
+            raise UsageError(f"the data has no label column of any task, so there is nothing "
+                             f"to evaluate (label columns: {wanted}). Use `mtl predict` instead.")
+        outputs = self.outputs(frame, batch_size)
+        rows = []
+        for name, encoded in labels.items():
+            keep = encoded.mask > 0
+            if not keep.any():
+                continue
+            scores = self.tasks[name].score(encoded.y[keep], outputs[name][keep], encoded.info)
+            rows += [{"task": name, "metric": metric, "split": split, "value": value,
+                      "n": int(keep.sum())} for metric, value in scores.items()]
+        return pd.DataFrame(rows, columns=["task", "metric", "split", "value", "n"])
+
+    def predict(self, frame: pd.DataFrame, probabilities: str = "top",
+                batch_size: int = 256) -> pd.DataFrame:
+        """Decoded predictions, one row per row of `frame`.
+
+        Args:
+            frame: the new rows (feature columns; labels, if present, are ignored).
+            probabilities: "top" — the predicted class and its probability; "all" — also one
+                probability column per class.
+            batch_size: rows per prediction batch.
+
+        Returns:
+            Per task: classification and binary `<task>` (class) and `<task>_probability`
+            (of that class), plus `<task>_p_<class>` with "all"; multilabel `<task>`
+            (predicted labels joined by "|") and `<task>_p_<label>`; regression `<task>` (one
+            column) or `<task>_<column>`, in the label's original units.
+        """
+        outputs = self.outputs(frame, batch_size)
+        columns: dict[str, np.ndarray] = {}
+        for name, task in self.tasks.items():
+            columns.update(decode(task, outputs[name], self.infos[name], probabilities))
+        return pd.DataFrame(columns, index=frame.index)
+
+
+def decode(task: TaskType, output: np.ndarray, info: dict[str, Any],
+           probabilities: str = "top") -> dict[str, np.ndarray]:
+    """One task's model output as named prediction columns (see `TrainedRun.predict`)."""
+    name = task.task_name
+    kind = task.name  # the registered task type
+    if kind == "regression":
+        values = task.decode(output, info)
+        label_columns = info["columns"]
+        if len(label_columns) == 1:
+            return {name: values[:, 0]}
+        return {f"{name}_{c}": values[:, j] for j, c in enumerate(label_columns)}
+    classes = list(info["classes"])
+    if kind == "multilabel":
+        chosen = output >= 0.5
+        joined = np.array(["|".join(c for c, on in zip(classes, row) if on) for row in chosen],
+                          dtype=object)
+        return {name: joined, **{f"{name}_p_{c}": output[:, j] for j, c in enumerate(classes)}}
+    if kind == "binary":
+        positive = output.reshape(-1)
+        output = np.stack([1.0 - positive, positive], axis=1)  # classes are [negative, positive]
+    best = output.argmax(axis=1)
+    columns = {name: np.array(classes, dtype=object)[best],
+               f"{name}_probability": output[np.arange(len(output)), best]}
+    if probabilities == "all":
+        columns.update({f"{name}_p_{c}": output[:, j] for j, c in enumerate(classes)})
+    return columns
+
+
+def load_model(path: str | Path):
+    """Loads a run's model.keras safely, without compiling (custom layers registered first)."""
+    from mtl_runner.training.device import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    from mtl_runner.models import layers, metrics, mixing  # noqa: F401  (register "mtl>..." objects)
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except (OSError, ValueError) as error:
+        raise RunError(f"cannot load the model {path}: {error}") from None
+
+
+def load_trained(ref: str, results: str | Path) -> TrainedRun:
+    """Opens a completed run (id, unique id prefix or path) for evaluation and prediction.
+
+    Raises:
+        UsageError: no such run.
+        RunError: the run did not complete, or its files are missing or unreadable.
+    """
+    from mtl_runner.recipe.schema import Recipe
+
+    run = RunDirectory(resolve_run(ref, results))
+    info = run.read_json()
+    status = info.get("status")
+    if status != "completed":
+        raise RunError(f"run {run.run_id} is {status or 'unreadable'}, not completed; only a "
+                       f"completed run has a final model to use")
+    for name in ("recipe.yaml", "model.keras"):
+        if not run.file(name).is_file():
+            raise RunError(f"run {run.run_id} has no {name}")
+    try:
+        recipe = Recipe.model_validate(yaml.safe_load(run.file("recipe.yaml").read_text()))
+    except Exception as error:  # noqa: BLE001 - a hand-edited or foreign recipe.yaml
+        raise RunError(f"cannot read {run.file('recipe.yaml')}: {error}") from None
+    infos = info.get("label_encoding") or {}
+    features = info.get("features") or {}
+    missing = [t for t in recipe.tasks if t not in infos]
+    if missing or not features:
+        raise RunError(f"run.json of {run.run_id} lacks the label encodings or feature "
+                       f"statistics (a run from an older mtl?)")
+    tasks = {name: TASK_TYPES.get(config.type)(name, config) for name, config in recipe.tasks.items()}
+    spec = None if "image" in features else FeatureSpec(**features)
+    return TrainedRun(run, info, recipe, tasks, infos, spec)
+
+
+def read_table(path: str | Path, trained: TrainedRun) -> pd.DataFrame:
+    """Reads new data: a .csv, .parquet or .npz file, or a folder of class subfolders of images.
+
+    The run's data settings that concern reading (the image column, npz image arrays) apply.
+
+    Raises:
+        UsageError: the file is missing or of an unknown kind.
+    """
+    from mtl_runner.data.sources import SourceError, read_source
+
+    path = Path(path)
+    if path.is_dir():
+        source = "image_dir"
+    else:
+        source = SOURCES_BY_SUFFIX.get(path.suffix.lower())
+        if not path.exists():
+            raise UsageError(f"--data: no such file or folder: {path}")
+        if source is None:
+            raise UsageError(f"--data must be a .csv, .parquet or .npz file, or a folder of "
+                             f"images. Received: {path}")
+    data = trained.recipe.data.model_copy(update={"source": source, "path": str(path), "name": None})
+    if source == "image_dir" and data.image is None:
+        raise UsageError(f"{path} is a folder, but run {trained.run.run_id} takes table features")
+    try:
+        return read_source(data)
+    except SourceError as error:
+        raise UsageError(error.format_message()) from None
+
+
+def input_names(spec: FeatureSpec | None) -> list[str]:
+    """The model's input names, in feature order."""
+    if spec is None:
+        return ["image"]
+    return [input_name(c) for c in (*spec.numeric, *spec.categorical)]
+
+
+def serving_info(trained: TrainedRun) -> dict[str, Any]:
+    """How to feed an exported model and read its outputs (written as mtl.json beside it)."""
+    if trained.spec is None:
+        inputs = [{"name": "image", "shape": [None, *trained.image_shape], "dtype": "float32",
+                   "note": "pixel values 0-255"}]
+    else:
+        inputs = [{"name": input_name(c), "column": c, "shape": [None, 1], "dtype": "float32"}
+                  for c in trained.spec.numeric]
+        inputs += [{"name": input_name(c), "column": c, "shape": [None, 1], "dtype": "string"}
+                   for c in trained.spec.categorical]
+    outputs = {}
+    for name, task in trained.tasks.items():
+        info = trained.infos[name]
+        entry: dict[str, Any] = {"type": task.name}
+        if task.name == "regression":
+            entry.update(columns=info["columns"], mean=info["mean"], scale=info["scale"],
+                         decode="value = output * scale + mean")
+        elif task.name == "binary":
+            entry.update(classes=info["classes"], positive=info["positive"],
+                         decode="output = probability of the positive class")
+        else:
+            entry.update(classes=info["classes"], decode="output[j] = probability of classes[j]")
+        outputs[name] = entry
+    return {"run": trained.run.run_id, "signature": "serving_default", "inputs": inputs,
+            "outputs": outputs}
+
+
+def export_model(trained: TrainedRun, target: str | Path, fmt: str) -> Path:
+    """Writes the run's model as a SavedModel folder or a .keras file, with mtl.json.
+
+    Args:
+        trained: the run.
+        target: the folder (savedmodel) or file (keras) to create; it must not exist.
+        fmt: "savedmodel" or "keras".
+
+    Returns:
+        The path written.
+
+    Raises:
+        UsageError: the target exists, or a .keras target lacks the suffix.
+    """
+    import json
+    import os
+    import secrets
+    import shutil
+
+    from mtl_runner.results.run_dir import atomic_write
+
+    target = Path(target)
+    if target.exists():
+        raise UsageError(f"{target} exists already; remove it or give another --output")
+    if fmt == "keras" and target.suffix != ".keras":
+        raise UsageError(f"a Keras export is a file ending in .keras. Received: {target}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    description = json.dumps(serving_info(trained), indent=2) + "\n"
+    if fmt == "keras":
+        temporary = target.with_name(f".{target.name}.{secrets.token_hex(2)}.tmp")
+        shutil.copyfile(trained.run.file("model.keras"), temporary)
+        os.replace(temporary, target)
+        atomic_write(target.with_name(target.stem + ".mtl.json"), description)
+        return target
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(2)}.tmp")
+    try:
+        trained.model.export(str(temporary), format="tf_saved_model", verbose=False)
+        (temporary / "assets.extra").mkdir(exist_ok=True)
+        atomic_write(temporary / "assets.extra" / "mtl.json", description)
+        os.replace(temporary, target)  # the folder appears whole, or not at all
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return target

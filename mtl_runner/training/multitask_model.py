@@ -1,0 +1,329 @@
+"""The model `fit` trains: the functional network wrapped with a multi-task training step.
+
+`MultiTaskModel` owns `train_step` (TensorFlow backend, `tf.GradientTape`) so that a weighting
+strategy can act on the task losses (loss level) or on the per-task gradients of the shared
+variables (gradient level). Only the wrapped network is saved; the wrapper adds the strategy's
+own variables (uncertainty's log-variances, GradNorm's weights, DWA's loss history).
+
+Logs, for training and (with the `val_` prefix) validation:
+
+* `loss`: Σ_i c_i L_i with c_i each task's recipe `weight`, the same quantity for every
+  strategy, so early stopping on `val_loss` compares like with like across epochs;
+* `<task>_loss`: L_i, the task's loss over the batch, masked examples counting zero
+  (Keras' `sum_over_batch_size`, as `compile` does);
+* `<task>_<metric>`: the task's compiled metrics, masked the same way;
+* `weight_<task>` (training only): the epoch's mean effective weight of L_i in the update;
+* `grad_cosine`, `grad_conflict` (training only, with `weighting.telemetry`): the mean pairwise
+  cosine similarity of the task gradients on the shared variables and the fraction of pairs with
+  a negative cosine, averaged over the measured steps of the epoch (every `telemetry_every`-th
+  step and each epoch's first). Under a distribution strategy the gradient-level strategies
+  measure the global gradients; the loss-level ones average each replica's measurement.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def head_owner(layer_name: str, task_names: list[str]) -> str | None:
+    """The task whose head a layer belongs to (`<task>`, `<task>_dense_i`, `<task>_dropout_i`)."""
+    for task in task_names:
+        if layer_name == task or re.fullmatch(rf"{re.escape(task)}_(dense|dropout)_\d+", layer_name):
+            return task
+    return None
+
+
+def mentions_task(layer_name: str, task_names: list[str]) -> bool:
+    """Whether a trunk layer's name carries a task name (a task's gate or column)."""
+    return any(f"_{task}_" in f"_{layer_name}_" for task in task_names)
+
+
+def split_variables(network: keras.Model, task_names: list[str]):
+    """The network's trainable variables as (shared, heads by task, last shared layer's).
+
+    Shared variables are every trainable variable outside the task heads (trunk, task gates and
+    columns inside the trunk included). The last shared layer is the last layer, in the
+    network's topological order, with trainable weights that belongs to no task.
+    """
+    shared: list = []
+    heads: dict[str, list] = {task: [] for task in task_names}
+    last: list = []
+    seen: set[int] = set()
+    for layer in network.layers:
+        owner = head_owner(layer.name, task_names)
+        fresh = [v for v in layer.trainable_variables if id(v) not in seen]
+        seen.update(id(v) for v in fresh)
+        if owner is not None:
+            heads[owner].extend(fresh)
+            continue
+        shared.extend(fresh)
+        if fresh and not mentions_task(layer.name, task_names):
+            last = fresh
+    return shared, heads, last
+
+
+def gradients(tape, target, variables, output_gradients=None) -> list:
+    """`tape.gradient` with zeros (in the variable's dtype) for variables the target does not reach."""
+    grads = tape.gradient(target, variables, output_gradients=output_gradients)
+    return [tf.zeros(v.shape, v.dtype) if g is None else g for g, v in zip(grads, variables)]
+
+
+def flatten(tensors) -> tf.Tensor:
+    return tf.concat([tf.reshape(tf.convert_to_tensor(t), [-1]) for t in tensors], axis=0)
+
+
+def unflatten(vector, variables) -> list:
+    sizes = [int(np.prod(v.shape)) for v in variables]
+    return [tf.reshape(part, v.shape) for part, v in zip(tf.split(vector, sizes), variables)]
+
+
+def gradient_agreement(grads):
+    """Mean pairwise cosine similarity and fraction of conflicting pairs of the rows of G.
+
+    Pairs with a zero gradient (a task without labels in the batch) are left out.
+
+    Returns:
+        (mean cosine, conflict fraction, 1.0 if any pair counted else 0.0).
+    """
+    count = grads.shape[0]
+    norms = tf.norm(grads, axis=1)
+    unit = grads / tf.maximum(norms, 1e-30)[:, None]
+    cosine = tf.matmul(unit, unit, transpose_b=True)
+    rows, cols = np.triu_indices(count, k=1)
+    pairs = tf.stack([rows, cols], axis=1)
+    values = tf.gather_nd(cosine, pairs)
+    valid = tf.cast(tf.logical_and(tf.gather(norms, rows) > 0, tf.gather(norms, cols) > 0),
+                    tf.float32)
+    counted = tf.reduce_sum(valid)
+    mean = tf.math.divide_no_nan(tf.reduce_sum(values * valid), counted)
+    conflict = tf.math.divide_no_nan(tf.reduce_sum(tf.cast(values < 0, tf.float32) * valid), counted)
+    return mean, conflict, tf.cast(counted > 0, tf.float32)
+
+
+class MultiTaskModel(keras.Model):
+    """A functional multi-task network with a training step that applies a weighting strategy.
+
+    Args:
+        network: the functional model, one output per task named after it.
+        tasks: task objects by name (their losses).
+        weighting: a `Weighting` instance (not yet built).
+        task_weights: each task's recipe `weight` c_i (default 1).
+
+    Example:
+        >>> trainer = MultiTaskModel(network, tasks, WEIGHTINGS.get("pcgrad")(config, weights))
+        >>> trainer.compile(optimizer="adam", weighted_metrics={...})
+        >>> trainer.fit(dataset_of_x_y_masks, epochs=2)
+    """
+
+    def __init__(self, network: keras.Model, tasks: dict[str, Any], weighting,
+                 task_weights: dict[str, float] | None = None, **kwargs):
+        super().__init__(name=kwargs.pop("name", "multitask_trainer"), **kwargs)
+        self.network = network
+        self.task_names = list(tasks)
+        self.loss_functions = {name: task.keras_loss() for name, task in tasks.items()}
+        task_weights = task_weights or {}
+        self.loss_scales = [float(task_weights.get(name, 1.0)) for name in self.task_names]
+        self.weighting = weighting
+        weighting.build(self, {name: task.name for name, task in tasks.items()})
+        config = weighting.config
+        self.telemetry = bool(getattr(config, "telemetry", False))
+        self.telemetry_every = int(getattr(config, "telemetry_every", 10))
+        self.total_loss_tracker = keras.metrics.Mean(name="loss")
+        self.task_loss_trackers = [keras.metrics.Mean(name=f"{t}_loss") for t in self.task_names]
+        self.weight_trackers = [keras.metrics.Mean(name=f"weight_{t}") for t in self.task_names]
+        self.telemetry_trackers = ([keras.metrics.Mean(name="grad_cosine"),
+                                    keras.metrics.Mean(name="grad_conflict")]
+                                   if self.telemetry else [])
+        # set at every epoch's start so that each epoch measures the telemetry at least once
+        self.measure_next = self.add_weight(shape=(), initializer="ones", trainable=False,
+                                            name="measure_next", aggregation="only_first_replica")
+
+    def call(self, inputs, training=False):
+        return self.network(inputs, training=training)
+
+    @property
+    def metrics(self):
+        own = [self.total_loss_tracker, *self.task_loss_trackers, *self.weight_trackers,
+               *self.telemetry_trackers]
+        rest = [m for m in super().metrics
+                if m.name != "loss" and not any(m is o for o in own)]
+        return own + rest
+
+    # -- training ----------------------------------------------------------------------------
+    def fit(self, *args, **kwargs):
+        """`keras.Model.fit`, with a callback that gives the strategy the epoch boundaries."""
+        kwargs["callbacks"] = [EpochHooks()] + list(kwargs.get("callbacks") or [])
+        return super().fit(*args, **kwargs)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras 3.15 builds a distributed model from the first batch averaged over replicas
+        (`strategy.reduce("MEAN", ...)`), which fails on string inputs (categorical columns).
+        Building needs shapes and dtypes only, so take the first replica's batch instead."""
+        if self._distribute_strategy is None or iterator is None:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        for _, _, it in iterator:
+            batch = next(it)
+            data_batch = tf.nest.map_structure(
+                lambda v: self.distribute_strategy.experimental_local_results(v)[0]
+                if isinstance(v, tf.distribute.DistributedValues) else v, batch)
+            break
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    def task_losses(self, y, y_pred, sample_weight) -> tf.Tensor:
+        """L_i per task, shape (T,): Σ_b loss_b · mask_b / batch size."""
+        losses = []
+        for name in self.task_names:
+            per_example = tf.cast(self.loss_functions[name](y[name], y_pred[name]), tf.float32)
+            if sample_weight is not None and sample_weight.get(name) is not None:
+                mask = tf.reshape(tf.cast(sample_weight[name], tf.float32), tf.shape(per_example))
+                per_example = per_example * mask
+            size = tf.cast(tf.size(per_example), tf.float32)
+            losses.append(tf.math.divide_no_nan(tf.reduce_sum(per_example), size))
+        return tf.stack(losses)
+
+    def own_trainable_variables(self) -> list:
+        """The strategy's trainable variables (uncertainty's log-variances)."""
+        network = {id(v) for v in self.network.trainable_variables}
+        extra = {id(v) for _, v in self._extra_variable_slots()}
+        return [v for v in self.trainable_variables if id(v) not in network and id(v) not in extra]
+
+    def _extra_variable_slots(self) -> list:
+        weight = getattr(self.weighting, "task_weight", None)  # GradNorm's, set by its own rule
+        return [(None, weight)] if weight is not None else []
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        shared, heads, last = split_variables(self.network, self.task_names)
+        head_variables = [v for t in self.task_names for v in heads[t]]
+        gradient_level = self.weighting.level == "gradient"
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync if context is not None else 1
+        step = self.optimizer.iterations
+        scales = tf.constant(self.loss_scales, tf.float32)
+
+        with tf.GradientTape(persistent=gradient_level or self.telemetry) as tape:
+            y_pred = self(x, training=True)
+            raw = self.task_losses(y, y_pred, sample_weight)
+            losses = raw * scales
+            regularization = (tf.add_n([tf.cast(l, tf.float32) for l in self.network.losses])
+                              if self.network.losses else tf.constant(0.0))
+            if not gradient_level:
+                weights = tf.cast(self.weighting.weights(losses, step), tf.float32)
+                objective = (tf.reduce_sum(weights * losses) + self.weighting.regularizer()
+                             + regularization)
+                scaled = self.optimizer.scale_loss(objective / replicas)
+            # per-task losses as the optimizer sees them (loss scaling under mixed precision),
+            # unstacked on the tape so that each one's gradient can be taken
+            task_objectives = tf.unstack(self.optimizer.scale_loss(losses))
+            scaled_regularization = self.optimizer.scale_loss(regularization / replicas)
+
+        def task_gradients(reduce: bool = True):
+            rows = [flatten(gradients(tape, task_objectives[i], shared))
+                    for i in range(len(self.task_names))]
+            grads = tf.stack(rows)
+            if replicas > 1 and reduce:  # every replica combines the same, global, gradients
+                grads = context.all_reduce(tf.distribute.ReduceOp.MEAN, grads)
+            return grads
+
+        measure = tf.logical_or(tf.equal(step % self.telemetry_every, 0),
+                                tf.convert_to_tensor(self.measure_next) > 0)
+        if gradient_level:
+            grads = task_gradients()
+            global_losses = (context.all_reduce(tf.distribute.ReduceOp.MEAN, losses)
+                             if replicas > 1 else losses)
+            if hasattr(self.weighting, "last_layer_slice"):
+                self.weighting.last_layer_slice = last_layer_slice(shared, last)
+            direction, weights = self.weighting.combine(grads, global_losses, step)
+            weights = tf.cast(weights, tf.float32)
+            shared_gradients = unflatten(direction / replicas, shared)
+            # a head reaches only its own task's loss: its gradient is w_i ∇L_i (+ regularization)
+            head_weights = tf.unstack(tf.stop_gradient(weights) / replicas)
+            head_gradients = gradients(tape, task_objectives + [scaled_regularization],
+                                       head_variables, head_weights + [tf.constant(1.0)])
+            if self.network.losses:
+                reg_shared = gradients(tape, scaled_regularization, shared)
+                shared_gradients = [g + r for g, r in zip(shared_gradients, reg_shared)]
+            pairs = list(zip(shared_gradients, shared)) + list(zip(head_gradients, head_variables))
+            pairs += [(g / replicas, v) for g, v in self.weighting.extra_gradients()]
+            if self.telemetry:
+                cosine, conflict, counted = gradient_agreement(grads)
+                counted = counted * tf.cast(measure, tf.float32)
+        else:
+            variables = shared + head_variables + self.own_trainable_variables()
+            pairs = list(zip(gradients(tape, scaled, variables), variables))
+            if self.telemetry:
+                cosine, conflict, counted = tf.cond(
+                    # no all-reduce inside a tf.cond: each replica measures its own gradients
+                    # and the trackers average the replicas
+                    measure, lambda: gradient_agreement(task_gradients(reduce=False)),
+                    lambda: (tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)))
+        del tape
+        self.optimizer.apply_gradients(pairs)
+        self.weighting.after_apply()
+
+        if self.telemetry:
+            self.telemetry_trackers[0].update_state(cosine, sample_weight=counted)
+            self.telemetry_trackers[1].update_state(conflict, sample_weight=counted)
+            self.measure_next.assign(0.0)
+        effective = weights * scales
+        for i in range(len(self.task_names)):
+            self.weight_trackers[i].update_state(effective[i])
+        return self._update_metrics(x, y, y_pred, sample_weight, raw, scales, training=True)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        y_pred = self(x, training=False)
+        raw = self.task_losses(y, y_pred, sample_weight)
+        return self._update_metrics(x, y, y_pred, sample_weight, raw,
+                                    tf.constant(self.loss_scales, tf.float32), training=False)
+
+    def _update_metrics(self, x, y, y_pred, sample_weight, raw, scales, training: bool) -> dict:
+        batch = tf.shape(tf.nest.flatten(y)[0])[0]
+        self.total_loss_tracker.update_state(tf.reduce_sum(raw * scales), sample_weight=batch)
+        for i, tracker in enumerate(self.task_loss_trackers):
+            tracker.update_state(raw[i], sample_weight=batch)
+        self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        logs = {}
+        skipped = [] if training else self.weight_trackers + self.telemetry_trackers
+        for metric in self.metrics:
+            if any(metric is s for s in skipped):
+                continue
+            result = metric.result()
+            if isinstance(result, dict):
+                logs.update(result)
+            elif any(metric is t for t in self.telemetry_trackers):
+                logs[metric.name] = tf.where(metric.count > 0, result, float("nan"))
+            else:
+                logs[metric.name] = result
+        return logs
+
+
+def last_layer_slice(shared: list, last: list) -> tuple[int, int] | None:
+    """Where the last shared layer's variables sit in the flattened shared gradient."""
+    if not last:
+        return None
+    offsets, position = {}, 0
+    for v in shared:
+        offsets[id(v)] = (position, position + int(np.prod(v.shape)))
+        position += int(np.prod(v.shape))
+    spans = [offsets[id(v)] for v in last if id(v) in offsets]
+    if not spans:
+        return None
+    start, end = min(s for s, _ in spans), max(e for _, e in spans)
+    return (start, end) if end - start == sum(e - s for s, e in spans) else None
+
+
+class EpochHooks(keras.callbacks.Callback):
+    """Tells the model's strategy where epochs start and end (DWA's history, telemetry)."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.model.measure_next.assign(1.0)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.model.weighting.on_epoch_end(epoch, dict(logs or {}))

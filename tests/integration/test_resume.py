@@ -1,0 +1,94 @@
+"""Killed mid-run, resumed from the last checkpoint: every epoch once, the same final metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from mtl_runner.cli import cli
+from tests.conftest import REPO
+
+RECIPE = """\
+name: resumable
+data: {source: builtin, name: digits, split: {validation: 0.2, test: 0.2}}
+tasks:
+  digit: {type: classification, label: digit}
+model: {trunk: {type: shared_bottom, units: [32], dropout: 0.2}, heads: {units: [16]}}
+training: {epochs: 6, batch_size: 4, early_stopping: null}
+runtime: {deterministic: true}
+seed: 3
+"""
+
+
+def start(recipe, results):
+    return subprocess.Popen([sys.executable, "-m", "mtl_runner", "train", str(recipe), "--results",
+                             str(results)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(runner, tmp_path):
+    recipe = tmp_path / "resumable.yaml"
+    recipe.write_text(RECIPE)
+    killed = start(recipe, tmp_path / "killed")
+    deadline = time.time() + 300
+    state = None
+    while time.time() < deadline:
+        folders = list((tmp_path / "killed").glob("*/checkpoints/state.json"))
+        if folders and json.loads(folders[0].read_text())["epoch"] >= 2:
+            state = folders[0]
+            break
+        time.sleep(0.05)
+    assert state is not None, "no checkpoint after epoch 2"
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    whole = start(recipe, tmp_path / "whole")
+    assert whole.wait(timeout=600) == 0
+    run = state.parent.parent
+    assert json.loads((run / "run.json").read_text())["status"] == "running"
+    listed = runner.invoke(cli, ["runs", "--results", str(tmp_path / "killed")])
+    assert "crashed" in listed.output
+
+    resumed = runner.invoke(cli, ["train", "--resume", run.name, "--results", str(tmp_path / "killed")])
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming stage train after epoch" in resumed.output
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "completed" and len(info["resumed"]) == 1
+    history = pd.read_csv(run / "history.csv")
+    assert history["epoch"].tolist() == [1, 2, 3, 4, 5, 6]
+
+    [reference] = list((tmp_path / "whole").iterdir())
+    a = pd.read_csv(reference / "metrics.csv")
+    b = pd.read_csv(run / "metrics.csv")
+    assert a["value"].round(6).tolist() == b["value"].round(6).tolist()
+
+
+def test_resume_refuses_a_completed_run(runner, write_recipe, tmp_path):
+    results = tmp_path / "r"
+    assert runner.invoke(cli, ["train", str(write_recipe()), "--results", str(results)]).exit_code == 0
+    [run] = list(results.iterdir())
+    outcome = runner.invoke(cli, ["train", "--resume", run.name, "--results", str(results)])
+    assert outcome.exit_code == 2
+    assert f"run {run.name} is completed; only failed, interrupted or crashed runs can be resumed" in outcome.output
+
+
+def test_sigterm_marks_the_run_interrupted_and_keeps_its_checkpoint(tmp_path):
+    recipe = tmp_path / "resumable.yaml"
+    recipe.write_text(RECIPE)
+    process = start(recipe, tmp_path / "r")
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((tmp_path / "r").glob("*/checkpoints/state.json")):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=120)[0].decode()
+    assert process.returncode == 1, output
+    assert "interrupted" in output and "mtl train --resume" in output and "Traceback" not in output
+    [run] = list((tmp_path / "r").iterdir())
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "interrupted"
+    assert (run / "checkpoints" / "state.json").exists()
