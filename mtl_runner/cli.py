@@ -203,8 +203,13 @@ def validate(recipe: str, overrides: tuple[str, ...]) -> None:
     tasks = ", ".join(f"{n} ({t.type})" for n, t in r.tasks.items())
     source = r.data.name if r.data.source == "builtin" else r.data.path
     rows = f", {len(loaded.frame)} rows" if loaded.frame is not None else ""
+    backbone = (f"; backbone: {r.model.backbone.name} (weights {r.model.backbone.weights})"
+                if r.model.backbone else "")
+    stages = (f"; stages: {', '.join(f'{st.name} ({st.trainable}, {st.epochs} epochs)' for st in r.training.stages)}"
+              if r.training.stages else "")
     click.echo(f"{recipe}: OK. {len(r.tasks)} task(s): {tasks}; data: {r.data.source} "
-               f"{source}{rows}; trunk: {r.model.trunk.type}; weighting: {r.weighting.name}.")
+               f"{source}{rows}{backbone}; trunk: {r.model.trunk.type}; weighting: "
+               f"{r.weighting.name}{stages}.")
 
 
 @cli.command()

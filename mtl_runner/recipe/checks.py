@@ -50,6 +50,9 @@ def task_options_fit_their_type(loaded) -> list[Problem]:
         if task.positive is not None and task.type != "binary":
             problems.append(loaded.problem(key + ("positive",), "`positive` applies to binary tasks "
                                            "only", task.positive))
+        if not task.standardize and task.type != "regression":
+            problems.append(loaded.problem(key + ("standardize",), "`standardize` applies to "
+                                           "regression tasks only", task.standardize))
         if task.delimiter is not None and task.type != "multilabel":
             problems.append(loaded.problem(key + ("delimiter",), "`delimiter` applies to multilabel "
                                            "tasks only", repr(task.delimiter)))

@@ -137,6 +137,8 @@ class TaskConfig(Strict):
     weight: float = Field(1.0, ge=0.0, description="Static loss weight w_i.")
     positive: str | int | bool | None = Field(None, description="Positive class (binary).")
     delimiter: str | None = Field(None, description="Separator of a one-column multilabel label.")
+    standardize: bool = Field(True, description="Regression: train on targets standardized with "
+                              "the train split's mean and deviation (metrics stay in data units).")
     head: HeadConfig | None = Field(None, description="This task's head; default: model.heads.")
     data: DataConfig | None = Field(None, description="This task's own examples; default: the "
                                     "recipe's data. Tasks with different data are mixed into one "

@@ -50,6 +50,8 @@ class Regression(TaskType):
         mean = np.nanmean(values, axis=0)
         scale = np.nanstd(values, axis=0)
         scale[~(scale > 0)] = 1.0
+        if not getattr(self.config, "standardize", True):  # train on the raw scale
+            mean, scale = np.zeros_like(mean), np.ones_like(scale)
         return {"columns": self.label_columns(), "mean": mean.tolist(), "scale": scale.tolist()}
 
     def encode(self, frame: pd.DataFrame, info: dict[str, Any]) -> EncodedLabels:

@@ -34,11 +34,11 @@ def load_synthetic_gradnorm(n: int = 5000, d_in: int = 250, d_out: int = 100,
     rng = np.random.default_rng(seed)
     shared = rng.normal(scale=np.sqrt(10.0), size=(d_out, d_in))
     x = rng.normal(size=(n, d_in))
-    frame = pd.DataFrame(x.astype("float32"), columns=[f"x_{i}" for i in range(d_in)])
+    columns = {f"x_{i}": x[:, i].astype("float32") for i in range(d_in)}
     for i, sigma in enumerate(scales, start=1):
         task = shared + rng.normal(scale=np.sqrt(3.5), size=(d_out, d_in))
         pre = x @ task.T / (np.sqrt(d_in) if normalize else 1.0)
         y = sigma * np.tanh(pre)
-        for j in range(d_out):
-            frame[f"t{i}_{j}"] = y[:, j].astype("float32")
+        columns.update({f"t{i}_{j}": y[:, j].astype("float32") for j in range(d_out)})
+    frame = pd.DataFrame(columns)
     return frame

@@ -92,3 +92,11 @@ def test_regression_check_reports_the_first_non_numeric_value():
     t = task("regression", label="g")
     [(key, message, value)] = t.check(pd.DataFrame({"g": ["1", "heavy", "3"]}))
     assert key == "label" and "1 non-numeric" in message and value == "'heavy'"
+
+
+def test_regression_can_train_on_the_raw_scale():
+    t = task("regression", label="g", standardize=False)
+    frame = pd.DataFrame({"g": [1000.0, 3000.0]})
+    info = t.fit_encoding(frame, frame)
+    assert info["mean"] == [0.0] and info["scale"] == [1.0]
+    assert t.encode(frame, info).y.ravel().tolist() == [1000.0, 3000.0]
