@@ -158,3 +158,57 @@ def plot_comparison(comparison: Comparison, runs: Sequence[Run], output: str | P
     figure.savefig(output, dpi=150)
     plt.close(figure)
     return output
+
+
+def plot_run(history: pd.DataFrame, tasks: Sequence[str], title: str, output: str | Path) -> Path:
+    """One run's training, one panel per task (loss and metrics, train solid, validation
+    dashed), a panel of task weights when the strategy logged them, and a dotted line where
+    each fine-tuning stage begins.
+
+    Returns:
+        The PNG written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    weights = [c for c in history.columns if c.startswith("weight_")]
+    panels = list(tasks) + (["task weights"] if weights else [])
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.4 * rows), squeeze=False)
+    epochs = history["epoch"]
+    starts = []
+    if "stage" in history.columns:
+        changed = history["stage"].ne(history["stage"].shift())
+        starts = [(e, s) for e, s, c in zip(epochs, history["stage"], changed) if c][1:]
+    for ax, panel in zip(axes.flat, panels):
+        if panel == "task weights":
+            for column in weights:
+                ax.plot(epochs, history[column], label=column.removeprefix("weight_"))
+            ax.set_ylabel("weight")
+        else:
+            names = [c for c in history.columns if c.startswith(f"{panel}_")]
+            for i, column in enumerate(names):
+                colour = f"C{i}"
+                ax.plot(epochs, history[column], color=colour, label=column.removeprefix(f"{panel}_"))
+                if f"val_{column}" in history.columns:
+                    ax.plot(epochs, history[f"val_{column}"], color=colour, linestyle="--")
+        for epoch, stage in starts:
+            ax.axvline(epoch - 0.5, color="grey", linestyle=":", linewidth=1)
+            ax.annotate(stage, (epoch - 0.5, 1.0), xycoords=("data", "axes fraction"),
+                        fontsize=7, color="grey", ha="left", va="top")
+        ax.set_title(panel)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7, title="solid: train, dashed: validation" if panel != "task weights" else None,
+                  title_fontsize=6)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    output = Path(output)
+    figure.savefig(output, dpi=110)
+    plt.close(figure)
+    return output

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import click
 
 from mtl_runner.commands import results_option
-from mtl_runner.errors import MtlError
+from mtl_runner.errors import MtlError, RunError
 
 FORMATS = ("table", "csv", "tsv", "md", "json")
 SPLITS = ("test", "validation", "train")
@@ -186,12 +186,25 @@ def runs(results: str, wheres: tuple[str, ...], split: str, fmt: str) -> None:
               help="How many of the last epochs of history to show.")
 @click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text",
               show_default=True)
-def show(run: str, results: str, tail: int, fmt: str) -> None:
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False), default=None,
+              help="Also write a PNG: loss and metrics per task per epoch, task weights, stages.")
+def show(run: str, results: str, tail: int, fmt: str, plot_file: str | None) -> None:
     """Show one RUN (an id, a unique prefix of one, or a path): run.json, the resolved
     recipe, the final metrics and the last epochs of history."""
     from mtl_runner.results.reader import load_one
 
     loaded = load_one(run, results)
+    if plot_file is not None:
+        import pandas as pd
+
+        from mtl_runner.plots import plot_run
+
+        try:
+            history = pd.read_csv(loaded.path / "history.csv")
+        except (OSError, ValueError) as error:
+            raise RunError(f"cannot plot {loaded.id}: {loaded.path / 'history.csv'}: {error}") from None
+        written = plot_run(history, loaded.tasks, loaded.id, plot_file)
+        click.echo(f"wrote {written}", err=True)
     history, history_problem = _history_tail(loaded.path / "history.csv", tail)
     if history_problem:
         warn(f"{loaded.path}: {history_problem}")

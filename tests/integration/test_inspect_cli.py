@@ -256,3 +256,19 @@ def test_end_to_end_over_real_tiny_runs(tmp_path):
     assert mtl["n"] == 2 and mtl["delta_m"] is not None
     assert 0 <= mtl["species.accuracy"] <= 1 and mtl["species.accuracy_std"] is not None
     assert (tmp_path / "p.png").stat().st_size > 20_000
+
+
+def test_show_plot_writes_a_png_of_the_runs_training(results, tmp_path):
+    from PIL import Image
+
+    run = results / "20260101-000001-toy-s0aa"
+    (run / "history.csv").write_text(
+        "epoch,stage,loss,a_loss,a_accuracy,val_a_accuracy,b_loss,b_mae,weight_a,weight_b\n"
+        "1,warmup,2.0,1.0,0.5,0.4,1.0,20,1.0,1.0\n"
+        "2,finetune,1.5,0.8,0.6,0.5,0.7,15,1.2,0.8\n")
+    out = tmp_path / "run.png"
+    outcome = CliRunner().invoke(cli, ["show", run.name, "--results", str(results), "--plot", str(out)])
+    assert outcome.exit_code == 0, outcome.output
+    assert f"wrote {out}" in outcome.output
+    width, height = Image.open(out).size
+    assert width > 900 and height > 300  # three panels: a, b and the task weights

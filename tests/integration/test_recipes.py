@@ -51,8 +51,8 @@ def test_the_network_recipe_trains_offline_with_weights_none(runner, tmp_path):
 
 def test_pretrain_then_finetune_starts_from_the_pretrained_run(runner, tmp_path):
     folder = RECIPES / "pretrain_then_finetune"
-    first = runner.invoke(cli, ["train", str(folder / "pretrain_shapes.yaml"), "--results", str(tmp_path),
-                                *one_epoch(folder / "pretrain_shapes.yaml")])
+    first = runner.invoke(cli, ["train", str(folder / "pretrain_digits.yaml"), "--results", str(tmp_path),
+                                *one_epoch(folder / "pretrain_digits.yaml")])
     assert first.exit_code == 0, first.output
     [pretrain] = list(tmp_path.iterdir())
     second = runner.invoke(cli, ["train", str(folder / "finetune_digits.yaml"), "--results", str(tmp_path),
