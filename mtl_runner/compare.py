@@ -114,11 +114,14 @@ def select_metrics(available: Sequence[str], wanted: Sequence[str]) -> list[str]
 
 
 def data_signature(run: Run, task: str) -> tuple:
-    """What a baseline of `task` must share with a run: the data block, and the task's type,
-    label and own data."""
+    """What a baseline of `task` must share with a run: the data block (source, file, options,
+    split — not the feature lists: a baseline leaves the other tasks' labels out of its
+    features), and the task's type, label and own data."""
     flat = run.flat_recipe()
     prefixes = (DATA_PREFIX, f"tasks.{task}.data")
-    data = tuple(sorted((k, format_value(v)) for k, v in flat.items() if k.startswith(prefixes)))
+    feature_lists = (".exclude", ".features", ".categorical")
+    data = tuple(sorted((k, format_value(v)) for k, v in flat.items()
+                        if k.startswith(prefixes) and not k.endswith(feature_lists)))
     own = tuple(format_value(flat.get(f"tasks.{task}.{field}")) for field in ("type", "label"))
     return data + own
 
@@ -340,7 +343,8 @@ def compare(runs: Sequence[Run], split: str = "test", metrics: Sequence[str] = (
             row["delta_m_std"] = part["delta_m"].std(ddof=1) if len(group) > 1 else math.nan
             for column in delta_cols:
                 row[column] = part[column].mean()
-            row["negative_transfer"] = [c[len("delta."):] for c in delta_cols if row[c] > 0]
+            # a tolerance: identical means differ by float round-off (1e-15), not by transfer
+            row["negative_transfer"] = [c[len("delta."):] for c in delta_cols if row[c] > 1e-9]
         rows.append(row)
     frame = pd.DataFrame(rows)
 

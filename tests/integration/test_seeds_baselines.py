@@ -13,7 +13,7 @@ from tests.conftest import TINY_RECIPE
 
 
 def infos(results):
-    return [json.loads((p / "run.json").read_text()) for p in sorted(results.iterdir())]
+    return [json.loads((p / "run.json").read_text()) for p in sorted(results.iterdir()) if p.is_dir()]
 
 
 def test_seeds_and_baselines_then_reuse(runner, write_recipe, tmp_path):
@@ -37,6 +37,12 @@ def test_seeds_and_baselines_then_reuse(runner, write_recipe, tmp_path):
         assert run["splits"] == by_role["mtl"][0]["splits"]   # and splits the data the same way
         features = run["features"]["numeric"] + run["features"]["categorical"]
         assert "kind" not in features and "flag" not in features  # no label leaks in as a feature
+
+    table = runner.invoke(cli, ["compare", "--results", str(results), "--where", "role=mtl",
+                                "--format", "json"])
+    assert table.exit_code == 0, table.output
+    [row] = json.loads(table.output[table.output.index("["):])  # the baselines match: Δm is computed
+    assert row["n"] == 2 and isinstance(row["delta_m"], float)
 
     again = runner.invoke(cli, args)
     assert again.exit_code == 0, again.output
