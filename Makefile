@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test test-slow bench install clean
+.PHONY: demo test test-slow bench protocols install clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test-slow: install
 
 bench: install  # about 15 min on 2 cores: writes benchmarks/results.md and results.json
 	$(BIN)/python benchmarks/run_all.py
+
+protocols: install  # the paper protocols behind the README's tables (about an hour on 2 cores)
+	$(BIN)/python benchmarks/protocols/mmoe_synthetic.py --seeds 10 --out benchmarks/protocols/mmoe_synthetic_paper_constants.md
+	$(BIN)/python benchmarks/protocols/mmoe_synthetic.py --seeds 10 --options '{"alpha": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]}' --out benchmarks/protocols/mmoe_synthetic_smooth.md
+	$(BIN)/python benchmarks/protocols/gradnorm_toy.py --seeds 5 --out benchmarks/protocols/gradnorm_toy.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info
