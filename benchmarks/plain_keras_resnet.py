@@ -80,6 +80,9 @@ def run_keras(n: int, epochs: int, precision: str, inference: bool) -> tuple[int
     x = keras.applications.resnet50.preprocess_input(keras.ops.cast(inputs, "float32"))
     backbone = keras.applications.ResNet50(include_top=False, weights=None, pooling="avg",
                                            input_shape=(SIZE, SIZE, 3))
+    for layer in backbone.layers:  # as in Keras' fine-tuning guide (and the runner): BatchNorm stays frozen
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
     features = backbone(x, training=False)
     outputs = {t: keras.layers.Dense(3, name=t, dtype="float32")(
         keras.layers.Dense(32, activation="relu")(features)) for t in labels}

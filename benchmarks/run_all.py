@@ -298,6 +298,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--only", default=",".join(BENCHMARKS))
     parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--merge", action="store_true",
+                        help="replace these rows in an existing results.json, keep the others")
     args = parser.parse_args()
     repeats = args.repeats or (1 if args.quick else 3)
     started = time.perf_counter()
@@ -313,8 +315,14 @@ def main() -> None:
             print(f"  {r['what']}: ratio {r.get('ratio', {}).get('median')} met={r['met']}", flush=True)
         print(f"[{name}] {time.perf_counter() - began:.0f}s", flush=True)
     seconds = time.perf_counter() - started
-    args.out.mkdir(parents=True, exist_ok=True)
     suffix = "-quick" if args.quick else ""
+    if args.merge and (args.out / f"results{suffix}.json").exists():
+        before = json.loads((args.out / f"results{suffix}.json").read_text())
+        fresh = {r["what"]: r for r in rows}
+        kept = [fresh.pop(r["what"], r) for r in before["rows"]]
+        rows = kept + list(fresh.values())
+        info, seconds = before["machine"], before["seconds"]
+    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"results{suffix}.json").write_text(json.dumps(
         {"machine": info, "seconds": seconds, "repeats": repeats, "rows": rows}, indent=2) + "\n")
     (args.out / f"results{suffix}.md").write_text(markdown(info, rows, seconds, repeats))

@@ -8,6 +8,7 @@ import sys
 import time
 
 import keras
+import numpy as np
 
 from mtl_runner.errors import RunError
 from mtl_runner.models.images import DECODER, encoder_and_backbone
@@ -49,13 +50,18 @@ def cached_features(model: keras.Model, prepared: Prepared, batch_size: int, ech
 
     encoder, _ = encoder_and_backbone(model)
     started = time.perf_counter()
+    sample = next(iter(prepared.x.values()))["image"]
+    # One trace for every split and batch size: `predict` traces anew for each split's last,
+    # smaller batch, which cost more than computing the features of a few hundred images.
+    encode = tf.function(lambda x: encoder(tf.cast(x, "float32"), training=False),
+                         input_signature=[tf.TensorSpec((None, *sample.shape[1:]), sample.dtype)])
+    batch = max(batch_size, 256)
     features = {}
     for split, inputs in prepared.x.items():
-        images = tf.data.Dataset.from_tensor_slices(inputs["image"]).map(
-            lambda x: tf.cast(x, "float32")).batch(max(batch_size, 256))
-        features[split] = {"features": encoder.predict(images, verbose=0)
-                           if prepared.sizes[split] else
-                           tf.zeros((0, encoder.output.shape[-1])).numpy()}
+        images = inputs["image"]
+        features[split] = {"features": np.concatenate(
+            [encode(images[i:i + batch]).numpy() for i in range(0, len(images), batch)])
+            if prepared.sizes[split] else tf.zeros((0, encoder.output.shape[-1])).numpy()}
     echo(f"cached backbone features of {sum(prepared.sizes.values())} images in "
          f"{time.perf_counter() - started:.1f}s")
     return prepared.with_inputs(features)
