@@ -248,6 +248,9 @@ class RuntimeConfig(Strict):
     jit_compile: Literal["auto"] | bool = "auto"
     steps_per_execution: int = Field(1, ge=1, le=10_000)
     deterministic: bool = Field(False, description="TensorFlow op determinism (slower).")
+    checkpoint_seconds: float = Field(
+        30.0, ge=0.0, description="Checkpoint after an epoch once this many seconds passed since "
+        "the last one (and always at the end of a stage); 0: after every epoch.")
 
 
 class TrackingConfig(Strict):

@@ -11,7 +11,8 @@ from mtl_runner.results import RunDirectory
 
 
 class HistoryWriter(keras.callbacks.Callback):
-    """Rewrites `history.csv` (atomically) after every epoch, so a crash loses at most one.
+    """Writes `history.csv` after every epoch (a line appended; the file is rewritten atomically
+    when its columns change), so a crash loses at most one epoch of history.
 
     Columns: epoch, stage, learning_rate, then every loss and metric Keras logged, train and
     validation (`val_` prefix), sorted.
@@ -22,6 +23,7 @@ class HistoryWriter(keras.callbacks.Callback):
         self.run = run
         self.stage = stage
         self.rows: list[dict] = []
+        self.columns: list[str] = []
 
     def keep_until(self, epoch: int) -> None:
         """Resuming: keep the rows of epochs 1..epoch already in history.csv, drop later ones."""
@@ -41,7 +43,14 @@ class HistoryWriter(keras.callbacks.Callback):
         row["learning_rate"] = float(rate)
         row.update({k: float(v) for k, v in sorted(logs.items())})
         self.rows.append(row)
-        self.run.write_frame("history.csv", pd.DataFrame(self.rows))
+        columns = list(row)
+        if len(self.rows) > 1 and columns == self.columns:
+            # the same columns as the file: append one line (rewriting grows with every epoch)
+            with open(self.run.file("history.csv"), "a", encoding="utf-8") as handle:
+                handle.write(pd.DataFrame([row]).to_csv(index=False, header=False))
+        else:  # first row or new columns: rewrite the whole file atomically
+            self.run.write_frame("history.csv", pd.DataFrame(self.rows))
+        self.columns = columns
 
 
 class StopOnNaN(keras.callbacks.Callback):

@@ -60,23 +60,49 @@ def random_state(network):
     return holder
 
 
-def make_checkpoint(network, trainer):
+def variable_list(variables):
+    """A trackable holding variables by position (same architecture, same order)."""
     import tensorflow as tf
 
-    return tf.train.Checkpoint(network=network, trainer=trainer, optimizer=trainer.optimizer,
-                               rng=random_state(network))
+    holder = tf.Module()
+    holder.values = [getattr(v, "value", v) for v in variables]
+    return holder
+
+
+def make_checkpoint(network, trainer=None):
+    """What a checkpoint holds. Keras 3 models are not tracked by `tf.train.Checkpoint`
+    through their attributes, so every variable is listed explicitly: all of the network's
+    (frozen and non-trainable ones included), the training wrapper's own (a weighting
+    strategy's), the optimizer's, and the layers' random-number states."""
+    import tensorflow as tf
+
+    parts = {"network": variable_list(network.variables), "rng": random_state(network)}
+    if trainer is not None:
+        known = {id(getattr(v, "value", v)) for v in network.variables}
+        own = [v for v in trainer.variables if id(getattr(v, "value", v)) not in known]
+        parts.update(strategy=variable_list(own), optimizer=trainer.optimizer)
+    return tf.train.Checkpoint(**parts)
 
 
 class Checkpointer(keras.callbacks.Callback):
-    """Saves a checkpoint after every epoch whose loss is finite, keeping the last two."""
+    """Saves a checkpoint after an epoch whose loss is finite once `every_seconds` have passed
+    since the last one (0: every epoch), keeping the last two; `fit_stage` also saves when a
+    stage ends. Saving a ResNet50 takes a few tenths of a second, which on small
+    epochs would cost more than the epoch itself."""
 
-    def __init__(self, run: RunDirectory, network, trainer, stage: int, stage_first_epoch: int):
+    def __init__(self, run: RunDirectory, network, trainer, stage: int, stage_first_epoch: int,
+                 every_seconds: float = 0.0):
         super().__init__()
+        import time
+
         import tensorflow as tf
 
         self.run = run
         self.stage = stage
         self.stage_first_epoch = stage_first_epoch
+        self.every_seconds = every_seconds
+        self.clock = time.monotonic
+        self.saved_at = self.clock()
         self.checkpoint = make_checkpoint(network, trainer)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(run.path / FOLDER),
                                                   max_to_keep=2)
@@ -85,9 +111,17 @@ class Checkpointer(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             return  # keep the last good checkpoint
-        self.manager.save(checkpoint_number=epoch + 1)
-        state = {"stage": self.stage, "stage_first_epoch": self.stage_first_epoch,
-                 "epoch": epoch + 1, "checkpoints": [Path(p).name for p in self.manager.checkpoints]}
+        if self.clock() - self.saved_at >= self.every_seconds:
+            self.save(epoch + 1)
+
+    def save(self, epoch: int, stage_done: bool = False) -> None:
+        """Saves the state after `epoch` (1-based, counted over all stages). After a stage's
+        last epoch, the state points at the start of the next stage."""
+        self.manager.save(checkpoint_number=epoch)
+        self.saved_at = self.clock()
+        stage, first = (self.stage + 1, epoch) if stage_done else (self.stage, self.stage_first_epoch)
+        state = {"stage": stage, "stage_first_epoch": first,
+                 "epoch": epoch, "checkpoints": [Path(p).name for p in self.manager.checkpoints]}
         self.run.write_json(f"{FOLDER}/{STATE}", state)
 
 
@@ -102,8 +136,12 @@ def restore(run: RunDirectory, point: ResumePoint, network, trainer, target) -> 
     """
     import tensorflow as tf
 
-    trainer.optimizer.build(target.trainable_variables)
-    checkpoint = make_checkpoint(network, trainer)
+    if point.epoch == point.stage_first_epoch:
+        # the start of a stage: its optimizer is new, only the network and RNG carry over
+        checkpoint = make_checkpoint(network)
+    else:
+        trainer.optimizer.build(target.trainable_variables)
+        checkpoint = make_checkpoint(network, trainer)
     tried = []
     for name in reversed(point.checkpoints):
         path = run.path / FOLDER / name

@@ -63,6 +63,8 @@ def compile_for_training(model: keras.Model, recipe, tasks: dict[str, TaskType],
                              {name: task.weight for name, task in recipe.tasks.items()})
     trainer.compile(
         optimizer=optimizer or build_optimizer(recipe.training.optimizer),
+        jit_compile=recipe.runtime.jit_compile,
+        steps_per_execution=recipe.runtime.steps_per_execution,
         # weighted: an example whose label is missing (mask 0) counts in neither loss nor metric
         weighted_metrics={name: task.keras_metrics(infos[name]) for name, task in tasks.items()},
     )

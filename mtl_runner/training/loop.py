@@ -126,8 +126,9 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
                        if prepared.sizes["validation"] else None)
     history.stage = stage.name
     stop_on_nan = StopOnNaN()
-    callbacks: list = [history, stop_on_nan,
-                       Checkpointer(history.run, model, trainer, stage_index, stage_first_epoch)]
+    checkpointer = Checkpointer(history.run, model, trainer, stage_index, stage_first_epoch,
+                                recipe.runtime.checkpoint_seconds)
+    callbacks: list = [history, stop_on_nan, checkpointer]
     callbacks += extra_callbacks(history.run, recipe, stage.name)
     if len(tasks) == 1:
         callbacks.insert(0, NameSingleTask(tasks[0]))
@@ -157,6 +158,8 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
                          shuffle=False,  # the dataset shuffles itself
                          verbose=1 if interactive else 0)
     seconds = time.perf_counter() - started
+    if stop_on_nan.bad_epoch is None:
+        checkpointer.save(first_epoch + len(fitted.history.get("loss", [])), stage_done=True)
     if stop_on_nan.bad_epoch is not None:
         raise RunError(f"the loss became NaN or Inf at epoch {stop_on_nan.bad_epoch}; lower "
                        f"the learning rate or set training.optimizer.clipnorm")

@@ -198,7 +198,7 @@ def _train(loaded: LoadedRecipe, run: RunDirectory, results: str | Path, echo: E
             run.update(stages=[r.to_dict() for r in done])
         train_seconds = sum(r.seconds for r in done)
 
-        if done[-1].cached_features:  # the backbone never changed since its features were cached
+        if done[-1].cached_features and "prepared" in feature_cache:  # backbone unchanged since cached
             from mtl_runner.models.images import DECODER
 
             metrics = evaluate(model.get_layer(DECODER), feature_cache["prepared"],

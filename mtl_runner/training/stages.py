@@ -36,14 +36,16 @@ def set_trainable(model: keras.Model, trainable: str, task_names: list[str]) -> 
         task_names: the tasks, whose head layers are named after them.
     """
     encoder, backbone = encoder_and_backbone(model)
+    # start from everything trainable: Keras does not undo a layer's own `trainable = False`
+    # when its parent model is set trainable again, so an earlier stage's freezing would stick
+    for layer in model._flatten_layers(include_self=True):
+        layer.trainable = True
     if backbone is None:
-        model.trainable = True
         if trainable == "heads":
             for layer in model.layers:
                 layer.trainable = any(layer.name == t or layer.name.startswith(f"{t}_")
                                       for t in task_names)
         return
-    model.trainable = True
     if trainable == "heads":
         encoder.trainable = False
         return

@@ -22,7 +22,7 @@ tasks:
   digit: {type: classification, label: digit}
 model: {trunk: {type: shared_bottom, units: [32], dropout: 0.2}, heads: {units: [16]}}
 training: {epochs: 6, batch_size: 4, early_stopping: null}
-runtime: {deterministic: true}
+runtime: {deterministic: true, checkpoint_seconds: 0}
 seed: 3
 """
 
@@ -92,3 +92,54 @@ def test_sigterm_marks_the_run_interrupted_and_keeps_its_checkpoint(tmp_path):
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "interrupted"
     assert (run / "checkpoints" / "state.json").exists()
+
+
+STAGED = """\
+name: staged
+data: {source: csv, path: table.csv, exclude: [tags]}
+tasks:
+  kind: {type: classification, label: kind}
+  target: {type: regression, label: target}
+model: {trunk: {type: shared_bottom, units: [8], dropout: 0.1}, heads: {units: [4]}}
+training:
+  batch_size: 8
+  early_stopping: null
+  stages:
+    - {name: heads_only, epochs: 2, learning_rate: 0.01, trainable: heads}
+    - {name: everything, epochs: 3, learning_rate: 0.001, trainable: all}
+runtime: {deterministic: true, checkpoint_seconds: 0}
+"""
+
+
+def test_resuming_at_a_stage_boundary_matches_an_uninterrupted_run(runner, write_recipe, tmp_path, monkeypatch):
+    import mtl_runner.training.loop as loop
+
+    recipe = write_recipe(STAGED)
+    whole = runner.invoke(cli, ["train", str(recipe), "--results", str(tmp_path / "whole")])
+    assert whole.exit_code == 0, whole.output
+    [reference] = list((tmp_path / "whole").iterdir())
+    heads, everything = json.loads((reference / "run.json").read_text())["stages"]
+    assert heads["trainable_parameters"] < everything["trainable_parameters"]  # the trunk thaws
+
+    real = loop.fit_stage
+
+    def interrupted_in_stage_two(*args, **kwargs):
+        if kwargs.get("stage_index", args[10] if len(args) > 10 else 0) == 1:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "fit_stage", interrupted_in_stage_two)
+    cut = runner.invoke(cli, ["train", str(recipe), "--results", str(tmp_path / "cut")])
+    assert cut.exit_code == 1 and "interrupted" in cut.output
+    monkeypatch.setattr(loop, "fit_stage", real)
+    [run] = list((tmp_path / "cut").iterdir())
+    state = json.loads((run / "checkpoints" / "state.json").read_text())
+    assert (state["stage"], state["epoch"]) == (1, 2)
+
+    resumed = runner.invoke(cli, ["train", "--resume", run.name, "--results", str(tmp_path / "cut")])
+    assert resumed.exit_code == 0, resumed.output
+    history = pd.read_csv(run / "history.csv")
+    assert history["epoch"].tolist() == [1, 2, 3, 4, 5]
+    assert history["stage"].tolist() == ["heads_only"] * 2 + ["everything"] * 3
+    a, b = pd.read_csv(reference / "metrics.csv"), pd.read_csv(run / "metrics.csv")
+    assert a["value"].round(6).tolist() == b["value"].round(6).tolist()
