@@ -1,6 +1,6 @@
 """A frozen-backbone stage with cached features vs the same stage without, side by side.
 
-ResNet50 (random weights: no download) on 600 built-in `shapes` images at 32×32, two task
+ResNet50 (random weights: no download) on built-in `shapes` images at 32×32 (600 by default), two task
 heads, 10 epochs with the backbone frozen, early stopping off. The runs alternate (cached,
 uncached, cached, ...) so machine noise hits both; we report the median stage time of each,
 their ratio, and the test accuracy of each (the cached path should match the uncached one).
@@ -22,7 +22,7 @@ import yaml
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "finetune_offline.yaml"
 
 
-def run(cache: bool, epochs: int, results: Path) -> dict:
+def run(cache: bool, epochs: int, results: Path, n: int) -> dict:
     import keras
 
     from mtl_runner.recipe import validate_recipe
@@ -30,6 +30,7 @@ def run(cache: bool, epochs: int, results: Path) -> dict:
 
     data = yaml.safe_load(RECIPE.read_text())
     data["training"]["cache_features"] = cache
+    data["data"]["options"]["n"] = n
     data["training"]["early_stopping"] = None
     data["training"]["stages"] = [{"name": "frozen", "epochs": epochs, "learning_rate": 1e-3,
                                    "trainable": "heads"}]
@@ -46,18 +47,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--n", type=int, default=600, help="images (70 % train, 15 % validation)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for repeat in range(args.repeats):
             for cache in (True, False):
-                rows.append({"repeat": repeat, **run(cache, args.epochs, Path(folder))})
+                rows.append({"repeat": repeat, **run(cache, args.epochs, Path(folder), args.n)})
                 print(rows[-1], flush=True)
     cached = [r for r in rows if r["cached"]]
     plain = [r for r in rows if not r["cached"]]
     summary = {
-        "epochs": args.epochs, "repeats": args.repeats,
+        "epochs": args.epochs, "repeats": args.repeats, "images": args.n,
         "cached_median_s": statistics.median(r["seconds"] for r in cached),
         "uncached_median_s": statistics.median(r["seconds"] for r in plain),
         "accuracy_cached": {k: cached[0][k] for k in cached[0] if k.endswith("_accuracy")},
