@@ -102,23 +102,25 @@ def train(recipe: str | None, overrides: tuple[str, ...], results: str, name: st
     from mtl_runner.recipe import load_recipe
     from mtl_runner.results.run_dir import RUN_NAME
 
-    if tracking is not None:
-        import os
-
-        from mtl_runner.training.tracking import TRACKING_ENV, tracking_kinds
-
-        os.environ[TRACKING_ENV] = tracking
-        tracking_kinds()  # an unknown kind is a usage error now, not after loading the data
+    extra = []
+    if tracking is not None:  # becomes the recipe's tracking block, like --set
+        kinds = {k.strip().lower() for k in tracking.split(",") if k.strip()}
+        known = ("tensorboard", "mlflow", "histograms")
+        if not kinds <= {*known, "none"}:
+            raise UsageError(f"--tracking takes a comma list of {', '.join(known)} or none. "
+                             f"Received: {tracking!r}")
+        extra += [f"tracking.{k}={'true' if k in kinds else 'false'}" for k in known]
     if resume is not None:
         if recipe is not None:
             raise UsageError("give either a RECIPE or --resume RUN (the run has its recipe)")
+        if extra:
+            raise UsageError("--tracking cannot change a run being resumed; its recipe.yaml is what ran")
         resume_run(resume, results, overrides)
         return
     if recipe is None:
         raise UsageError("mtl train needs a RECIPE (or --resume RUN). Try: mtl train recipes/quickstart.yaml")
     if name is not None and not RUN_NAME.match(name):  # before any work
         raise UsageError(f"--name may hold only letters, digits, '.', '_' and '-'. Received: {name!r}")
-    extra = []
     if device:
         extra.append(f"runtime.device={device}")
     if gpus:

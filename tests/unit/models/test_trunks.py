@@ -228,6 +228,7 @@ def test_validate_rejects_a_bad_trunk_value(runner):
     assert "greater than or equal to 1" in outcome.output and "Traceback" not in outcome.output
 
 
+@pytest.mark.slow  # tests/integration/test_method_matrix.py covers it too; both run in make test-slow
 @pytest.mark.parametrize("trunk", sorted(SMALL))
 def test_quickstart_trains_one_epoch_with_each_trunk(trunk, runner, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)

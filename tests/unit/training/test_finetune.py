@@ -124,6 +124,7 @@ def test_cached_features_train_the_same_heads_as_the_uncached_path(tmp_path):
     assert np.allclose(ma["value"], mb["value"], atol=1e-4)
 
 
+@pytest.mark.slow  # make test runs the run: path through recipes/pretrain_then_finetune
 def test_weights_from_an_earlier_run_start_the_backbone(tmp_path):
     first, _ = train(tmp_path, recipe(tmp_path, training__stages__1__epochs=1))
     loaded = recipe(tmp_path, model__backbone={"name": "resnet50", "weights": "run:ft"},

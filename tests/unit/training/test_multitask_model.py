@@ -148,6 +148,7 @@ def test_weighting_modules_do_not_import_tensorflow():
     assert out.stdout.strip() == "[]", out.stderr
 
 
+@pytest.mark.slow  # make test runs tests/integration/test_devices.py (pcgrad) instead
 def test_training_under_mirrored_strategy_on_two_devices():
     code = textwrap.dedent("""
         import numpy as np
