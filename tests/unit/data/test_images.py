@@ -72,3 +72,15 @@ def test_builtin_options_are_checked(tmp_path):
 
     with pytest.raises(SourceError, match="unexpected keyword argument 'sides'"):
         read_source(DataConfig(source="builtin", name="shapes", options={"sides": 3}))
+
+
+def test_many_files_are_read_in_row_order_with_failures_named(tmp_path):
+    paths = []
+    for i in range(70):
+        save(tmp_path / f"{i}.png", i)
+        paths.append(str(tmp_path / f"{i}.png"))
+    (tmp_path / "bad.png").write_bytes(b"broken")
+    paths.insert(40, str(tmp_path / "bad.png"))
+    images, failures = load_images(pd.Series(paths), (4, 4, 3))
+    assert [row for row, _ in failures] == [40] and failures[0][1].startswith(str(tmp_path / "bad.png"))
+    assert images[39].max() == 39 and images[40].max() == 0 and images[41].max() == 40
