@@ -325,7 +325,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"results{suffix}.json").write_text(json.dumps(
         {"machine": info, "seconds": seconds, "repeats": repeats, "rows": rows}, indent=2) + "\n")
-    (args.out / f"results{suffix}.md").write_text(markdown(info, rows, seconds, repeats))
+    notes = Path(__file__).with_name("results_notes.md")  # hand-written: why goals were missed
+    (args.out / f"results{suffix}.md").write_text(markdown(info, rows, seconds, repeats) + (
+        "\n" + notes.read_text() if notes.exists() and not suffix else ""))
     print(markdown(info, rows, seconds, repeats))
 
 
