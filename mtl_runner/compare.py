@@ -126,11 +126,6 @@ def data_signature(run: Run, task: str) -> tuple:
     return data + own
 
 
-def same_data(run: Run, baseline: Run, task: str) -> bool:
-    """Whether `baseline` was trained on the data `run` uses for `task`."""
-    return data_signature(run, task) == data_signature(baseline, task)
-
-
 def _finite_mean(values: Sequence[float]) -> float:
     finite = [v for v in values if isinstance(v, float) and math.isfinite(v)]
     return sum(finite) / len(finite) if finite else math.nan

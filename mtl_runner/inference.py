@@ -258,13 +258,6 @@ def read_table(path: str | Path, trained: TrainedRun) -> pd.DataFrame:
         raise UsageError(error.format_message()) from None
 
 
-def input_names(spec: FeatureSpec | None) -> list[str]:
-    """The model's input names, in feature order."""
-    if spec is None:
-        return ["image"]
-    return [input_name(c) for c in (*spec.numeric, *spec.categorical)]
-
-
 def serving_info(trained: TrainedRun) -> dict[str, Any]:
     """How to feed an exported model and read its outputs (written as mtl.json beside it)."""
     if trained.spec is None:

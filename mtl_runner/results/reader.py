@@ -173,14 +173,18 @@ def effective_status(info: dict[str, Any], hostname: str | None = None) -> str:
     return status if pid_alive(info.get("pid")) else "crashed"
 
 
-def _read_run_json(path: Path) -> dict[str, Any]:
-    file = path / "run.json"
+def _read_text(path: Path, name: str) -> str:
+    """A run file's text, or UnreadableRun saying what is wrong with it."""
     try:
-        text = file.read_text(encoding="utf-8")
+        return (path / name).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UnreadableRun("run.json is missing") from None
+        raise UnreadableRun(f"{name} is missing") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise UnreadableRun(f"run.json cannot be read ({error})") from None
+        raise UnreadableRun(f"{name} cannot be read ({error})") from None
+
+
+def _read_run_json(path: Path) -> dict[str, Any]:
+    text = _read_text(path, "run.json")
     try:
         info = json.loads(text)
     except ValueError as error:
@@ -248,13 +252,7 @@ class RecipeCache:
 
 
 def _read_recipe(path: Path) -> dict[str, Any]:
-    file = path / "recipe.yaml"
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UnreadableRun("recipe.yaml is missing") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UnreadableRun(f"recipe.yaml cannot be read ({error})") from None
+    text = _read_text(path, "recipe.yaml")
     try:
         recipe = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as error:

@@ -263,7 +263,6 @@ class MultiTaskModel(keras.Model):
                     # and the trackers average the replicas
                     measure, lambda: gradient_agreement(task_gradients(reduce=False)),
                     lambda: (tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)))
-        del tape
         self.optimizer.apply_gradients(pairs)
         self.weighting.after_apply()
 

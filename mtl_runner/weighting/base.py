@@ -116,8 +116,3 @@ class Weighting:
     # -- epochs --------------------------------------------------------------------------------------
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         """Called eagerly after every training epoch with Keras' logs (DWA's loss history)."""
-
-    # -- compatibility ---------------------------------------------------------------------------------
-    def loss_weights(self) -> dict[str, float]:
-        """The recipe's fixed per-task weights."""
-        return dict(self.task_weights)

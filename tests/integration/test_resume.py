@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 
 import pandas as pd
-import pytest
 
 from mtl_runner.cli import cli
 from tests.conftest import REPO

@@ -21,7 +21,6 @@ class Backbone:
     application: ClassVar[str]
     preprocess: ClassVar[str]
     min_size: ClassVar[int] = 32
-    paper: ClassVar[str] = ""
 
     @classmethod
     def build(cls, input_shape: tuple[int, int, int], weights: str | None, pooling: str):
