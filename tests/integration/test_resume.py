@@ -77,7 +77,8 @@ def test_resume_refuses_a_completed_run(runner, write_recipe, tmp_path):
 
 def test_sigterm_marks_the_run_interrupted_and_keeps_its_checkpoint(tmp_path):
     recipe = tmp_path / "resumable.yaml"
-    recipe.write_text(RECIPE)
+    # long enough that the signal always lands while training (6 epochs could end first)
+    recipe.write_text(RECIPE.replace("epochs: 6", "epochs: 60"))
     process = start(recipe, tmp_path / "r")
     deadline = time.time() + 300
     while time.time() < deadline and not list((tmp_path / "r").glob("*/checkpoints/state.json")):
