@@ -19,11 +19,14 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/mtl train recipes/quickstart.yaml
 
+# one pytest worker per core (at most 4): most tests spend their time tracing in Python
+PARALLEL := -n auto --maxprocesses 4
+
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PARALLEL)
 
 test-slow: install
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -m slow $(PARALLEL)
 
 bench: install  # about 15 min on 2 cores: writes benchmarks/results.md and results.json
 	$(BIN)/python benchmarks/run_all.py

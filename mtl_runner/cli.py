@@ -61,12 +61,14 @@ def resume_run(ref: str, results: str, overrides: tuple[str, ...]) -> None:
     from mtl_runner.recipe import validate_recipe
     from mtl_runner.results import RunDirectory
     from mtl_runner.results.reader import effective_status, resolve_run
+    from mtl_runner.training.cluster import ClusterRole
     from mtl_runner.training.run import train as run_training
 
     run = RunDirectory(resolve_run(ref, results))
     info = run.read_json()
     status = effective_status(info)
-    if status in ("completed", "running"):
+    # another worker of a multi-worker run: the chief may already have marked it running again
+    if ClusterRole.from_env().is_chief and status in ("completed", "running"):
         raise UsageError(f"run {run.run_id} is {status}; only failed, interrupted or crashed runs "
                          "can be resumed")
     if overrides:

@@ -251,6 +251,13 @@ class RuntimeConfig(Strict):
     checkpoint_seconds: float = Field(
         30.0, ge=0.0, description="Checkpoint after an epoch once this many seconds passed since "
         "the last one (and always at the end of a stage); 0: after every epoch.")
+    loop: Literal["auto", "fit", "custom"] = Field(
+        "auto", description="The training loop: Keras' fit, or mtl's own (strategy.run over a "
+        "distributed dataset); auto: the own loop with several replicas (fit fails under "
+        "TF_CONFIG and reports the first replica's validation metrics), else fit.")
+    peer_check_seconds: int = Field(
+        30, ge=1, le=3600, description="Multi-worker: how often each worker checks that the "
+        "others still answer; a lost worker fails the run within about this long.")
 
 
 class TrackingConfig(Strict):

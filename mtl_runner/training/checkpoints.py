@@ -91,13 +91,16 @@ class Checkpointer(keras.callbacks.Callback):
     epochs would cost more than the epoch itself."""
 
     def __init__(self, run: RunDirectory, network, trainer, stage: int, stage_first_epoch: int,
-                 every_seconds: float = 0.0):
+                 every_seconds: float = 0.0, enabled: bool = True):
         super().__init__()
         import time
 
         import tensorflow as tf
 
         self.run = run
+        # a worker other than the chief saves nothing: checkpoints hold mirrored variables only
+        # (no metrics), so saving reads local copies and needs no other worker
+        self.enabled = enabled
         self.stage = stage
         self.stage_first_epoch = stage_first_epoch
         self.every_seconds = every_seconds
@@ -117,6 +120,8 @@ class Checkpointer(keras.callbacks.Callback):
     def save(self, epoch: int, stage_done: bool = False) -> None:
         """Saves the state after `epoch` (1-based, counted over all stages). After a stage's
         last epoch, the state points at the start of the next stage."""
+        if not self.enabled:
+            return
         self.manager.save(checkpoint_number=epoch)
         self.saved_at = self.clock()
         stage, first = (self.stage + 1, epoch) if stage_done else (self.stage, self.stage_first_epoch)

@@ -57,11 +57,20 @@ class Runtime:
     jit_compile: Any
     steps_per_execution: int
     deterministic: bool
+    workers: int = 1
+    loop: str = "fit"
+    chief: bool = True  # writes checkpoints and the run directory (False: another worker)
+
+    @property
+    def strategy_name(self) -> str:
+        # MultiWorkerMirroredStrategy is an alias of CollectiveAllReduceStrategy
+        return "MultiWorkerMirroredStrategy" if self.workers > 1 else type(self.strategy).__name__
 
     def record(self) -> dict:
-        return {"device": self.device, "gpus": self.gpus, "strategy": type(self.strategy).__name__,
-                "replicas": self.replicas, "precision": self.precision,
-                "jit_compile": self.jit_compile, "steps_per_execution": self.steps_per_execution,
+        return {"device": self.device, "gpus": self.gpus, "strategy": self.strategy_name,
+                "replicas": self.replicas, "workers": self.workers, "loop": self.loop,
+                "precision": self.precision, "jit_compile": self.jit_compile,
+                "steps_per_execution": self.steps_per_execution,
                 "deterministic": self.deterministic}
 
 
@@ -71,23 +80,44 @@ def compute_capability(tf, gpu) -> float:
     return major + minor / 10
 
 
+# A process joins its cluster once: a second MultiWorkerMirroredStrategy cannot be created.
+_MULTI_WORKER: dict = {}
+
+
+def multi_worker_strategy(tf, runtime):
+    """The process's `MultiWorkerMirroredStrategy` (TF_CONFIG names the cluster), created on
+    first use. A worker that stops answering is noticed within about `peer_check_seconds`:
+    TensorFlow's health check then aborts the collectives and training fails with an error
+    instead of waiting for ever."""
+    if "strategy" not in _MULTI_WORKER:
+        # the health-check thread starts inside the constructor and reads these class settings
+        from tensorflow.python.distribute import collective_all_reduce_strategy as collective
+
+        extended = collective.CollectiveAllReduceExtended
+        extended._check_health_interval = runtime.peer_check_seconds
+        extended._check_health_timeout = min(10, runtime.peer_check_seconds)
+        _MULTI_WORKER["strategy"] = tf.distribute.MultiWorkerMirroredStrategy()
+    return _MULTI_WORKER["strategy"]
+
+
 def setup_runtime(runtime, batch_size: int) -> Runtime:
     """Chooses devices, the distribution strategy and precision for `runtime` (a RuntimeConfig).
 
-    auto: several visible GPUs → MirroredStrategy; one → that GPU; none → the CPU. The recipe's
+    auto: several visible GPUs → MirroredStrategy; one → that GPU; none → the CPU; TF_CONFIG
+    naming several workers → MultiWorkerMirroredStrategy over every worker's devices, trained
+    with mtl's own loop (Keras' `fit` fails under it: keras-team/keras#20585). The recipe's
     batch size is the global batch; each replica gets batch_size / replicas.
 
     Raises:
-        RunError: a GPU was asked for and none is visible, an index is out of range, or
-            TF_CONFIG asks for multi-worker training (not supported yet).
+        RunError: a GPU was asked for and none is visible, an index is out of range, TF_CONFIG
+            is malformed, or the batch does not split evenly over the replicas.
     """
     import keras
 
+    from mtl_runner.training.cluster import ClusterRole
+
     tf = import_tensorflow()
-    if os.environ.get("TF_CONFIG"):
-        raise RunError("TF_CONFIG is set, but multi-worker training is not supported yet: "
-                       "Keras' fit fails under MultiWorkerMirroredStrategy (keras-team/keras#20585). "
-                       "Unset TF_CONFIG to train on this machine's devices.")
+    role = ClusterRole.from_env()
     gpus = tf.config.list_physical_devices("GPU")
     if runtime.gpus is not None:
         missing = [i for i in runtime.gpus if i >= len(gpus)]
@@ -105,9 +135,14 @@ def setup_runtime(runtime, batch_size: int) -> Runtime:
         tf.config.experimental.enable_op_determinism()
 
     names = [g.name.replace("/physical_device:", "/") for g in gpus]
-    cpus = tf.config.list_logical_devices("CPU")
-    if runtime.strategy == "mirrored" or (runtime.strategy == "auto" and len(gpus) > 1):
-        devices = [f"/gpu:{i}" for i in range(len(gpus))] if gpus else [d.name for d in cpus]
+    if role.multi_worker:
+        if runtime.strategy == "mirrored":
+            raise RunError("runtime.strategy is mirrored, but TF_CONFIG names several workers: "
+                           "use strategy auto (MultiWorkerMirroredStrategy) or unset TF_CONFIG")
+        strategy = multi_worker_strategy(tf, runtime)
+    elif runtime.strategy == "mirrored" or (runtime.strategy == "auto" and len(gpus) > 1):
+        devices = ([f"/gpu:{i}" for i in range(len(gpus))] if gpus
+                   else [d.name for d in tf.config.list_logical_devices("CPU")])
         strategy = tf.distribute.MirroredStrategy(devices=devices)
     else:
         strategy = tf.distribute.get_strategy()
@@ -121,8 +156,15 @@ def setup_runtime(runtime, batch_size: int) -> Runtime:
         precision = "mixed_float16" if gpus and all(
             compute_capability(tf, g) >= 7.0 for g in gpus) else "float32"
     keras.mixed_precision.set_global_policy(precision)
+    # fit's validation logs under a distribution strategy are the first replica's (it reduces
+    # the step's logs, not the metrics), so several replicas train with mtl's own loop
+    loop = runtime.loop if runtime.loop != "auto" else ("custom" if replicas > 1 else "fit")
+    if role.multi_worker and loop == "fit":
+        raise RunError("runtime.loop is fit, but Keras' fit fails under MultiWorkerMirroredStrategy "
+                       "(keras-team/keras#20585); use loop auto or custom with TF_CONFIG")
     return Runtime(strategy, "gpu" if gpus else "cpu", names, replicas, precision,
-                   runtime.jit_compile, runtime.steps_per_execution, runtime.deterministic)
+                   runtime.jit_compile, runtime.steps_per_execution, runtime.deterministic,
+                   role.workers, loop, role.is_chief)
 
 
 def reset_runtime() -> None:

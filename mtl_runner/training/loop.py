@@ -127,7 +127,8 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
     history.stage = stage.name
     stop_on_nan = StopOnNaN()
     checkpointer = Checkpointer(history.run, model, trainer, stage_index, stage_first_epoch,
-                                recipe.runtime.checkpoint_seconds)
+                                recipe.runtime.checkpoint_seconds,
+                                enabled=runtime is None or runtime.chief)
     callbacks: list = [history, stop_on_nan, checkpointer]
     callbacks += extra_callbacks(history.run, recipe, stage.name)
     if len(tasks) == 1:
@@ -152,11 +153,18 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
     if epochs_left <= 0:
         return StageResult(stage.name, stage.trainable, 0, None, trainable_count(model), cached,
                            0.0, first_epoch)
-    fitted = trainer.fit(train_data, validation_data=validation_data, initial_epoch=first_epoch,
-                         steps_per_epoch=steps_per_epoch(data, "train", training.batch_size),
-                         epochs=first_epoch + epochs_left, callbacks=callbacks,
-                         shuffle=False,  # the dataset shuffles itself
-                         verbose=1 if interactive else 0)
+    options = dict(validation_data=validation_data, initial_epoch=first_epoch,
+                   steps_per_epoch=steps_per_epoch(data, "train", training.batch_size),
+                   epochs=first_epoch + epochs_left, callbacks=callbacks,
+                   verbose=1 if interactive else 0)
+    if runtime is not None and runtime.loop == "custom":
+        from mtl_runner.training.custom_loop import CustomLoop
+
+        fitted = CustomLoop(trainer).fit(
+            train_data, validation_steps=steps_per_epoch(data, "validation", training.batch_size),
+            **options)
+    else:
+        fitted = trainer.fit(train_data, shuffle=False, **options)  # the dataset shuffles itself
     seconds = time.perf_counter() - started
     if stop_on_nan.bad_epoch is None:
         checkpointer.save(first_epoch + len(fitted.history.get("loss", [])), stage_done=True)

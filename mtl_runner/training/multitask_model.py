@@ -288,6 +288,11 @@ class MultiTaskModel(keras.Model):
         for i, tracker in enumerate(self.task_loss_trackers):
             tracker.update_state(raw[i], sample_weight=batch)
         self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return self.epoch_logs(training)
+
+    def epoch_logs(self, training: bool) -> dict:
+        """The metrics' results so far: every metric in training; no task weights or gradient
+        telemetry in validation (they describe updates); telemetry NaN when not measured."""
         logs = {}
         skipped = [] if training else self.weight_trackers + self.telemetry_trackers
         for metric in self.metrics:

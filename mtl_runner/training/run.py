@@ -100,6 +100,46 @@ def train(loaded: LoadedRecipe, results: str | Path, name: str | None = None,
     Raises:
         RunError: the run failed; the run directory says why.
     """
+    from mtl_runner.training.cluster import ClusterRole
+
+    cluster = ClusterRole.from_env()
+    if cluster.multi_worker and not cluster.is_chief:
+        return train_as_worker(cluster, loaded, results, name, command, echo, role, parent, resume)
+    return train_here(loaded, results, name, command, echo, role, parent, resume)
+
+
+def train_as_worker(cluster, loaded: LoadedRecipe, results: str | Path, name: str | None,
+                    command: list[str] | None, echo: Echo, role: str, parent: str | None,
+                    resume: RunDirectory | None) -> RunDirectory:
+    """A worker other than the chief: the same training, in lockstep with the chief, writing
+    its run directory (and nothing else: no tracking) into a temporary folder it deletes."""
+    import dataclasses
+    import shutil
+    import tempfile
+
+    from mtl_runner.recipe.schema import TrackingConfig
+
+    scratch = Path(tempfile.mkdtemp(prefix=f"mtl-{cluster.task_type}{cluster.task_index}-"))
+    echo(f"{cluster.name} of {cluster.workers} workers: training in lockstep with the chief, "
+         "which writes the run directory")
+    untracked = loaded.recipe.model_copy(
+        update={"tracking": TrackingConfig(tensorboard=False, mlflow=False, histograms=False)})
+    try:
+        if resume is not None:  # the chief's checkpoints, read through a shared file system
+            copy = scratch / resume.path.name
+            shutil.copytree(resume.path, copy)
+            resume = RunDirectory(copy)
+        return train_here(dataclasses.replace(loaded, recipe=untracked), scratch, name, command,
+                          echo, role, parent, resume, source_results=results)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def train_here(loaded: LoadedRecipe, results: str | Path, name: str | None,
+               command: list[str] | None, echo: Echo, role: str, parent: str | None,
+               resume: RunDirectory | None, source_results: str | Path | None = None) -> RunDirectory:
+    """`train` in this process's own run directory; earlier runs (`run:` weights) are looked up
+    in `source_results` (default: `results`)."""
     from mtl_runner.training.tracking import finish_tracking
 
     if resume is None:
@@ -111,7 +151,7 @@ def train(loaded: LoadedRecipe, results: str | Path, name: str | None = None,
     echo(f"Run {run.run_id}: {run.path}")
     try:
         with sigterm_interrupts():
-            _train(loaded, run, results, echo, resume is not None)
+            _train(loaded, run, source_results or results, echo, resume is not None)
     except KeyboardInterrupt:
         run.finish("interrupted", "interrupted (Ctrl-C or SIGTERM); continue with "
                    f"mtl train --resume {run.run_id}")
@@ -128,6 +168,18 @@ def train(loaded: LoadedRecipe, results: str | Path, name: str | None = None,
     finally:
         finish_tracking(run)
     return run
+
+
+def weights_digest(model) -> str:
+    """SHA-256 of every weight's bytes in order: equal digests mean identical models."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    return digest.hexdigest()
 
 
 def _train(loaded: LoadedRecipe, run: RunDirectory, results: str | Path, echo: Echo,
@@ -150,7 +202,7 @@ def _train(loaded: LoadedRecipe, run: RunDirectory, results: str | Path, echo: E
     runtime = setup_runtime(recipe.runtime, recipe.training.batch_size)
     try:
         run.update(**runtime.record(), versions=versions())
-        echo(f"Device: {runtime.device}, {type(runtime.strategy).__name__} with {runtime.replicas} "
+        echo(f"Device: {runtime.device}, {runtime.strategy_name} with {runtime.replicas} "
              f"replica(s), batch {recipe.training.batch_size // runtime.replicas} per replica, "
              f"{runtime.precision}")
         keras.utils.set_random_seed(recipe.seed)  # the same on resume: checkpoints carry RNG state
@@ -206,6 +258,10 @@ def _train(loaded: LoadedRecipe, run: RunDirectory, results: str | Path, echo: E
         else:
             metrics = evaluate(model, prepared, recipe.training.batch_size)
         run.write_frame("metrics.csv", metrics)
+        digest = weights_digest(model)
+        run.update(weights_sha256=digest)
+        if runtime.workers > 1:  # the same on every worker, or they did not train in lockstep
+            echo(f"final weights sha256 {digest}")
         temporary = run.file(".model.tmp.keras")
         model.save(temporary)
         os.replace(temporary, run.file("model.keras"))
