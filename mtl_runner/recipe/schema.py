@@ -251,6 +251,9 @@ class RuntimeConfig(Strict):
     checkpoint_seconds: float = Field(
         30.0, ge=0.0, description="Checkpoint after an epoch once this many seconds passed since "
         "the last one (and always at the end of a stage); 0: after every epoch.")
+    checkpoint_steps: int | None = Field(
+        None, ge=1, description="Also checkpoint every this many training steps inside an epoch "
+        "(for long epochs); a resumed run continues from that step.")
     loop: Literal["auto", "fit", "custom"] = Field(
         "auto", description="The training loop: Keras' fit, or mtl's own (strategy.run over a "
         "distributed dataset); auto: the own loop with several replicas (fit fails under "

@@ -1,9 +1,10 @@
-"""Checkpoints after every epoch, and resuming a run from its last good one.
+"""Checkpoints after epochs (and every N steps), and resuming a run from its last good one.
 
 Each checkpoint holds the network's weights, the optimizer's state, the weighting strategy's
 variables and every layer's random-number state (`tf.train.Checkpoint`); the last two are
-kept, so a corrupt latest one falls back to the previous. `checkpoints/state.json` says which stage and epoch the latest
-checkpoint closes.
+kept, so a corrupt latest one falls back to the previous. `checkpoints/state.json` says where
+the latest one stands: stage, epochs completed, and steps into the next epoch (0 after an
+epoch). Checkpoints are numbered by training steps done (`ckpt-<steps>`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class ResumePoint:
     stage_first_epoch: int
     epoch: int
     checkpoints: list[str]
+    step: int = 0  # steps of epoch `epoch + 1` already trained
 
     @classmethod
     def read(cls, run: RunDirectory) -> "ResumePoint":
@@ -37,7 +39,7 @@ class ResumePoint:
         try:
             state = json.loads(path.read_text())
             return cls(int(state["stage"]), int(state["stage_first_epoch"]), int(state["epoch"]),
-                       list(state["checkpoints"]))
+                       list(state["checkpoints"]), int(state.get("step", 0)))
         except FileNotFoundError:
             raise RunError(f"{run.path} has no checkpoint to resume from ({path} is missing); "
                            "it stopped before its first epoch ended. Train it again instead.") from None
@@ -87,11 +89,24 @@ def make_checkpoint(network, trainer=None):
 class Checkpointer(keras.callbacks.Callback):
     """Saves a checkpoint after an epoch whose loss is finite once `every_seconds` have passed
     since the last one (0: every epoch), keeping the last two; `fit_stage` also saves when a
-    stage ends. Saving a ResNet50 takes a few tenths of a second, which on small
-    epochs would cost more than the epoch itself."""
+    stage ends. With `every_steps`, also every that many steps inside an epoch. Saving a
+    ResNet50 takes a few tenths of a second, which on small epochs would cost more than the
+    epoch itself.
+
+    Args:
+        run: the run directory.
+        network, trainer: what is saved (see `make_checkpoint`).
+        stage: the stage's index; stage_first_epoch: epochs done before it.
+        steps_per_epoch: training steps in an epoch (checkpoint numbers count steps).
+        every_seconds: the least time between two epoch-end checkpoints.
+        every_steps: also save every this many steps inside an epoch (None: only after epochs).
+        first_step: steps of the first epoch already trained (a run resumed mid-epoch).
+        enabled: False on a worker other than the chief, which saves nothing.
+    """
 
     def __init__(self, run: RunDirectory, network, trainer, stage: int, stage_first_epoch: int,
-                 every_seconds: float = 0.0, enabled: bool = True):
+                 steps_per_epoch: int = 1, every_seconds: float = 0.0,
+                 every_steps: int | None = None, first_step: int = 0, enabled: bool = True):
         super().__init__()
         import time
 
@@ -103,34 +118,51 @@ class Checkpointer(keras.callbacks.Callback):
         self.enabled = enabled
         self.stage = stage
         self.stage_first_epoch = stage_first_epoch
+        self.steps_per_epoch = steps_per_epoch
         self.every_seconds = every_seconds
+        self.every_steps = every_steps
+        self.step_offset = first_step
+        self.epoch = stage_first_epoch
         self.clock = time.monotonic
         self.saved_at = self.clock()
         self.checkpoint = make_checkpoint(network, trainer)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(run.path / FOLDER),
                                                   max_to_keep=2)
 
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+        self.saved_step = self.step_offset
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        # `batch` counts this fit's steps of the epoch (a multiple of steps_per_execution)
+        step = self.step_offset + batch + 1
+        if (self.every_steps and step - self.saved_step >= self.every_steps
+                and step < self.steps_per_epoch):
+            self.save(self.epoch, step=step)
+            self.saved_step = step
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.step_offset = 0
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             return  # keep the last good checkpoint
         if self.clock() - self.saved_at >= self.every_seconds:
             self.save(epoch + 1)
 
-    def save(self, epoch: int, stage_done: bool = False) -> None:
-        """Saves the state after `epoch` (1-based, counted over all stages). After a stage's
-        last epoch, the state points at the start of the next stage."""
+    def save(self, epoch: int, stage_done: bool = False, step: int = 0) -> None:
+        """Saves the state after `epoch` epochs (counted over all stages) and `step` steps of
+        the next. After a stage's last epoch, the state points at the start of the next stage."""
         if not self.enabled:
             return
-        self.manager.save(checkpoint_number=epoch)
+        self.manager.save(checkpoint_number=epoch * self.steps_per_epoch + step)
         self.saved_at = self.clock()
         stage, first = (self.stage + 1, epoch) if stage_done else (self.stage, self.stage_first_epoch)
-        state = {"stage": stage, "stage_first_epoch": first,
-                 "epoch": epoch, "checkpoints": [Path(p).name for p in self.manager.checkpoints]}
+        state = {"stage": stage, "stage_first_epoch": first, "epoch": epoch, "step": step,
+                 "checkpoints": [Path(p).name for p in self.manager.checkpoints]}
         self.run.write_json(f"{FOLDER}/{STATE}", state)
 
 
-def restore(run: RunDirectory, point: ResumePoint, network, trainer, target) -> str:
+def restore(run: RunDirectory, point: ResumePoint, network, trainer) -> str:
     """Restores the newest readable checkpoint into the network, optimizer and strategy.
 
     Returns:
@@ -141,11 +173,10 @@ def restore(run: RunDirectory, point: ResumePoint, network, trainer, target) -> 
     """
     import tensorflow as tf
 
-    if point.epoch == point.stage_first_epoch:
+    if point.epoch == point.stage_first_epoch and point.step == 0:
         # the start of a stage: its optimizer is new, only the network and RNG carry over
         checkpoint = make_checkpoint(network)
     else:
-        trainer.optimizer.build(target.trainable_variables)
         checkpoint = make_checkpoint(network, trainer)
     tried = []
     for name in reversed(point.checkpoints):

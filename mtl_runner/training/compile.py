@@ -68,4 +68,5 @@ def compile_for_training(model: keras.Model, recipe, tasks: dict[str, TaskType],
         # weighted: an example whose label is missing (mask 0) counts in neither loss nor metric
         weighted_metrics={name: task.keras_metrics(infos[name]) for name, task in tasks.items()},
     )
+    trainer.optimizer.build(trainer.update_variables())
     return trainer

@@ -111,15 +111,18 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
     with scope():
         optimizer = build_optimizer(training.optimizer.model_copy(update={"learning_rate": rate}))
         trainer = compile_for_training(target, recipe, prepared.tasks, prepared.infos, optimizer)
-    stage_first_epoch, epochs_left = first_epoch, stage.epochs
+    stage_first_epoch, epochs_left, first_step = first_epoch, stage.epochs, 0
     if resume is not None:
         with scope():
-            name = restore(history.run, resume, model, trainer, target)
+            name = restore(history.run, resume, model, trainer)
         stage_first_epoch = resume.stage_first_epoch
         first_epoch = resume.epoch
         epochs_left = stage.epochs - (resume.epoch - resume.stage_first_epoch)
-        echo(f"resuming stage {stage.name} after epoch {resume.epoch} from checkpoint {name}")
+        first_step = resume.step
+        echo(f"resuming stage {stage.name} after epoch {resume.epoch}"
+             f"{f' and {first_step} steps' if first_step else ''} from checkpoint {name}")
 
+    steps = steps_per_epoch(data, "train", training.batch_size)
     train_data = make_dataset(data, "train", training.batch_size, recipe.seed, shuffle=True,
                               first_epoch=first_epoch)
     validation_data = (make_dataset(data, "validation", training.batch_size, recipe.seed, False)
@@ -127,7 +130,8 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
     history.stage = stage.name
     stop_on_nan = StopOnNaN()
     checkpointer = Checkpointer(history.run, model, trainer, stage_index, stage_first_epoch,
-                                recipe.runtime.checkpoint_seconds,
+                                steps, recipe.runtime.checkpoint_seconds,
+                                recipe.runtime.checkpoint_steps, first_step,
                                 enabled=runtime is None or runtime.chief)
     callbacks: list = [history, stop_on_nan, checkpointer]
     callbacks += extra_callbacks(history.run, recipe, stage.name)
@@ -153,25 +157,36 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
     if epochs_left <= 0:
         return StageResult(stage.name, stage.trainable, 0, None, trainable_count(model), cached,
                            0.0, first_epoch)
-    options = dict(validation_data=validation_data, initial_epoch=first_epoch,
-                   steps_per_epoch=steps_per_epoch(data, "train", training.batch_size),
-                   epochs=first_epoch + epochs_left, callbacks=callbacks,
-                   verbose=1 if interactive else 0)
-    if runtime is not None and runtime.loop == "custom":
-        from mtl_runner.training.custom_loop import CustomLoop
 
-        fitted = CustomLoop(trainer).fit(
-            train_data, validation_steps=steps_per_epoch(data, "validation", training.batch_size),
-            **options)
-    else:
-        fitted = trainer.fit(train_data, shuffle=False, **options)  # the dataset shuffles itself
+    def fit(dataset, first: int, last: int, steps_in_epoch: int):
+        options = dict(validation_data=validation_data, initial_epoch=first, epochs=last,
+                       steps_per_epoch=steps_in_epoch, callbacks=callbacks,
+                       verbose=1 if interactive else 0)
+        if runtime is not None and runtime.loop == "custom":
+            from mtl_runner.training.custom_loop import CustomLoop
+
+            return CustomLoop(trainer).fit(
+                dataset, validation_steps=steps_per_epoch(data, "validation", training.batch_size),
+                **options).history.get("loss", [])
+        # the dataset shuffles itself
+        return trainer.fit(dataset, shuffle=False, **options).history.get("loss", [])
+
+    last_epoch, whole_from = first_epoch + epochs_left, first_epoch
+    losses: list = []
+    if first_step:  # resumed mid-epoch: the rest of that epoch (its logs cover those steps only)
+        losses += fit(train_data.skip(first_step), first_epoch, first_epoch + 1, steps - first_step)
+        whole_from += 1
+        train_data = make_dataset(data, "train", training.batch_size, recipe.seed, shuffle=True,
+                                  first_epoch=whole_from)
+    if whole_from < last_epoch and not trainer.stop_training:
+        losses += fit(train_data, whole_from, last_epoch, steps)
     seconds = time.perf_counter() - started
     if stop_on_nan.bad_epoch is None:
-        checkpointer.save(first_epoch + len(fitted.history.get("loss", [])), stage_done=True)
+        checkpointer.save(first_epoch + len(losses), stage_done=True)
     if stop_on_nan.bad_epoch is not None:
         raise RunError(f"the loss became NaN or Inf at epoch {stop_on_nan.bad_epoch}; lower "
                        f"the learning rate or set training.optimizer.clipnorm")
-    epochs = len(fitted.history.get("loss", [])) + (first_epoch - stage_first_epoch)
+    epochs = len(losses) + (first_epoch - stage_first_epoch)
     best = getattr(early, "best_epoch", None) if early is not None else None
     return StageResult(stage.name, stage.trainable, epochs,
                        None if best is None else int(best) + 1, trainable, cached,

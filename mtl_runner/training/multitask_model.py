@@ -193,6 +193,20 @@ class MultiTaskModel(keras.Model):
         extra = {id(v) for _, v in self._extra_variable_slots()}
         return [v for v in self.trainable_variables if id(v) not in network and id(v) not in extra]
 
+    def update_variables(self) -> list:
+        """The trainable variables in the order `train_step` hands them to the optimizer.
+
+        The optimizer is built with this list before training (`compile_for_training`), so
+        its slots have the same positions in every process, which checkpoints rely on: Keras
+        would otherwise build it from the first `apply_gradients`, in an order that differs
+        from `trainable_variables` once there are several tasks.
+        """
+        shared, heads, _ = split_variables(self.network, self.task_names)
+        head_variables = [v for t in self.task_names for v in heads[t]]
+        if self.weighting.level == "gradient":
+            return shared + head_variables + [v for _, v in self._extra_variable_slots()]
+        return shared + head_variables + self.own_trainable_variables()
+
     def _extra_variable_slots(self) -> list:
         weight = getattr(self.weighting, "task_weight", None)  # GradNorm's, set by its own rule
         return [(None, weight)] if weight is not None else []

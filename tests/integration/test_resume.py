@@ -142,3 +142,49 @@ def test_resuming_at_a_stage_boundary_matches_an_uninterrupted_run(runner, write
     assert history["stage"].tolist() == ["heads_only"] * 2 + ["everything"] * 3
     a, b = pd.read_csv(reference / "metrics.csv"), pd.read_csv(run / "metrics.csv")
     assert a["value"].round(6).tolist() == b["value"].round(6).tolist()
+
+
+MID_EPOCH = STAGED.replace("checkpoint_seconds: 0}", "checkpoint_seconds: 0, checkpoint_steps: 2}")
+
+
+def test_a_run_stopped_mid_epoch_resumes_from_its_step_checkpoint(runner, write_recipe, tmp_path,
+                                                                   monkeypatch):
+    import keras
+
+    import mtl_runner.training.loop as loop
+
+    recipe = write_recipe(MID_EPOCH)  # 44 training rows in batches of 8: 6 steps an epoch
+    whole = runner.invoke(cli, ["train", str(recipe), "--results", str(tmp_path / "whole")])
+    assert whole.exit_code == 0, whole.output
+
+    class StopInEpochFour(keras.callbacks.Callback):  # runs after the checkpointer's callback
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == 3 and batch == 4:
+                raise KeyboardInterrupt
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+    real = loop.extra_callbacks
+    monkeypatch.setattr(loop, "extra_callbacks", lambda *a: [*real(*a), StopInEpochFour()])
+    cut = runner.invoke(cli, ["train", str(recipe), "--results", str(tmp_path / "cut")])
+    assert cut.exit_code == 1 and "interrupted" in cut.output
+    monkeypatch.setattr(loop, "extra_callbacks", real)
+    [run] = list((tmp_path / "cut").iterdir())
+    state = json.loads((run / "checkpoints" / "state.json").read_text())
+    # stage 2 (everything) began after epoch 2; epoch 4 was 4 steps in: checkpoint ckpt-(3·6+4)
+    assert (state["stage"], state["epoch"], state["step"]) == (1, 3, 4)
+    assert state["checkpoints"][-1] == "ckpt-22"
+
+    resumed = runner.invoke(cli, ["train", "--resume", run.name, "--results", str(tmp_path / "cut")])
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming stage everything after epoch 3 and 4 steps from checkpoint ckpt-22" in resumed.output
+    history = pd.read_csv(run / "history.csv")
+    assert history["epoch"].tolist() == [1, 2, 3, 4, 5]
+    [reference] = list((tmp_path / "whole").iterdir())
+    expected = pd.read_csv(reference / "history.csv")
+    # epochs after the cut are the uninterrupted run's; epoch 4's training logs cover its last 2 steps
+    columns = [c for c in expected.columns if c.startswith("val_")]
+    assert history[columns].round(6).equals(expected[columns].round(6))
+    a, b = pd.read_csv(reference / "metrics.csv"), pd.read_csv(run / "metrics.csv")
+    assert a["value"].round(6).tolist() == b["value"].round(6).tolist()
