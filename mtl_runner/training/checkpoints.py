@@ -122,6 +122,7 @@ class Checkpointer(keras.callbacks.Callback):
         self.every_seconds = every_seconds
         self.every_steps = every_steps
         self.step_offset = first_step
+        self.last_saved: tuple[int, int] | None = None  # (epochs, steps) of the last save
         self.epoch = stage_first_epoch
         self.clock = time.monotonic
         self.saved_at = self.clock()
@@ -156,6 +157,7 @@ class Checkpointer(keras.callbacks.Callback):
             return
         self.manager.save(checkpoint_number=epoch * self.steps_per_epoch + step)
         self.saved_at = self.clock()
+        self.last_saved = (epoch, step)
         stage, first = (self.stage + 1, epoch) if stage_done else (self.stage, self.stage_first_epoch)
         state = {"stage": stage, "stage_first_epoch": first, "epoch": epoch, "step": step,
                  "checkpoints": [Path(p).name for p in self.manager.checkpoints]}

@@ -15,6 +15,7 @@ from mtl_runner.models.images import DECODER, encoder_and_backbone
 from mtl_runner.tasks.base import HIGHER_IS_BETTER
 from mtl_runner.training.callbacks import EpochLine, HistoryWriter, NameSingleTask, StopOnNaN
 from mtl_runner.training.compile import build_optimizer, compile_for_training
+from mtl_runner.training.interrupts import StopOnSignal
 from mtl_runner.training.prepare import Prepared, make_dataset, steps_per_epoch
 from mtl_runner.training.stages import can_cache_features, set_trainable, trainable_count
 from mtl_runner.training.tracking import extra_callbacks
@@ -133,7 +134,7 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
                                 steps, recipe.runtime.checkpoint_seconds,
                                 recipe.runtime.checkpoint_steps, first_step,
                                 enabled=runtime is None or runtime.chief)
-    callbacks: list = [history, stop_on_nan, checkpointer]
+    callbacks: list = [history, stop_on_nan, checkpointer, StopOnSignal(checkpointer)]
     callbacks += extra_callbacks(history.run, recipe, stage.name)
     if len(tasks) == 1:
         callbacks.insert(0, NameSingleTask(tasks[0]))

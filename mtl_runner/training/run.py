@@ -6,13 +6,10 @@ The run directory is created first and marked `running`; whatever happens next, 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
-import signal
 import socket
 import sys
-import threading
 import traceback
 from pathlib import Path
 from typing import Callable
@@ -60,23 +57,6 @@ def start_run(loaded: LoadedRecipe, results: str | Path, name: str | None,
         "seed": recipe.seed, "pid": os.getpid(), "host": socket.gethostname(),
     })
     return run
-
-
-@contextlib.contextmanager
-def sigterm_interrupts():
-    """SIGTERM (a scheduler's kill, `timeout`) ends a run like Ctrl-C: marked interrupted."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def train(loaded: LoadedRecipe, results: str | Path, name: str | None = None,
@@ -140,6 +120,7 @@ def train_here(loaded: LoadedRecipe, results: str | Path, name: str | None,
                resume: RunDirectory | None, source_results: str | Path | None = None) -> RunDirectory:
     """`train` in this process's own run directory; earlier runs (`run:` weights) are looked up
     in `source_results` (default: `results`)."""
+    from mtl_runner.training.interrupts import stop_on_signals
     from mtl_runner.training.tracking import finish_tracking
 
     if resume is None:
@@ -150,11 +131,11 @@ def train_here(loaded: LoadedRecipe, results: str | Path, name: str | None,
                    resumed=[*run.read_json().get("resumed", []), utc_now().isoformat()])
     echo(f"Run {run.run_id}: {run.path}")
     try:
-        with sigterm_interrupts():
+        with stop_on_signals():
             _train(loaded, run, source_results or results, echo, resume is not None)
     except KeyboardInterrupt:
-        run.finish("interrupted", "interrupted (Ctrl-C or SIGTERM); continue with "
-                   f"mtl train --resume {run.run_id}")
+        run.finish("interrupted", f"interrupted (Ctrl-C or SIGTERM), {last_checkpoint(run)}; "
+                   f"continue with mtl train --resume {run.run_id}")
         raise RunError(f"interrupted; what was written so far is in {run.path}. Continue with "
                        f"mtl train --resume {run.run_id}") from None
     except MtlError as error:
@@ -168,6 +149,18 @@ def train_here(loaded: LoadedRecipe, results: str | Path, name: str | None,
     finally:
         finish_tracking(run)
     return run
+
+
+def last_checkpoint(run: RunDirectory) -> str:
+    """Where the run's latest checkpoint stands, in words."""
+    from mtl_runner.training.checkpoints import ResumePoint
+
+    try:
+        point = ResumePoint.read(run)
+    except RunError:
+        return "before its first checkpoint"
+    steps = f" and {point.step} steps" if point.step else ""
+    return f"last checkpoint after epoch {point.epoch}{steps}"
 
 
 def weights_digest(model) -> str:

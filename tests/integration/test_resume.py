@@ -75,13 +75,15 @@ def test_resume_refuses_a_completed_run(runner, write_recipe, tmp_path):
     assert f"run {run.name} is completed; only failed, interrupted or crashed runs can be resumed" in outcome.output
 
 
-def test_sigterm_marks_the_run_interrupted_and_keeps_its_checkpoint(tmp_path):
+def test_sigterm_saves_a_checkpoint_where_it_lands_and_marks_the_run_interrupted(tmp_path):
     recipe = tmp_path / "resumable.yaml"
-    # long enough that the signal always lands while training (6 epochs could end first)
-    recipe.write_text(RECIPE.replace("epochs: 6", "epochs: 60"))
+    # long enough that the signal always lands while training (6 epochs could end first); no
+    # periodic checkpoints, so the one found afterwards is the signal's
+    recipe.write_text(RECIPE.replace("epochs: 6", "epochs: 60")
+                      .replace("checkpoint_seconds: 0", "checkpoint_seconds: 100000"))
     process = start(recipe, tmp_path / "r")
     deadline = time.time() + 300
-    while time.time() < deadline and not list((tmp_path / "r").glob("*/checkpoints/state.json")):
+    while time.time() < deadline and not list((tmp_path / "r").glob("*/history.csv")):
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     output = process.communicate(timeout=120)[0].decode()
@@ -90,7 +92,12 @@ def test_sigterm_marks_the_run_interrupted_and_keeps_its_checkpoint(tmp_path):
     [run] = list((tmp_path / "r").iterdir())
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "interrupted"
-    assert (run / "checkpoints" / "state.json").exists()
+    state = json.loads((run / "checkpoints" / "state.json").read_text())
+    assert state["epoch"] >= 1
+    steps = f" and {state['step']} steps" if state["step"] else ""
+    assert f"last checkpoint after epoch {state['epoch']}{steps}" in info["error"]
+    # the checkpoint is where training stopped: history.csv has exactly its completed epochs
+    assert pd.read_csv(run / "history.csv")["epoch"].max() == state["epoch"]
 
 
 STAGED = """\
