@@ -53,6 +53,38 @@ class HistoryWriter(keras.callbacks.Callback):
         self.columns = columns
 
 
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' `EarlyStopping` whose progress (best value and epoch, epochs without improvement,
+    best weights) carries over to the next `fit` call and, through checkpoints, to a resumed run.
+
+    Keras resets that progress in `on_train_begin` and restores the best weights in every
+    `on_train_end`; here a `fit` call that does not end the stage (`final = False`: the rest of
+    an epoch a resumed run finishes first) restores nothing unless it stopped.
+    """
+
+    def __init__(self, progress: dict | None = None, best_weights: list | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.carried, self.carried_weights = progress, best_weights
+        self.final = True
+
+    def progress(self) -> dict:
+        best = getattr(self, "best", None)
+        return {"wait": int(getattr(self, "wait", 0)), "best_epoch": int(getattr(self, "best_epoch", 0)),
+                "best": None if best is None else float(best)}
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        if self.carried is not None:
+            self.wait, self.best_epoch = self.carried["wait"], self.carried["best_epoch"]
+            self.best = self.carried["best"]
+            self.best_weights = self.carried_weights
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.carried, self.carried_weights = self.progress(), self.best_weights
+        if self.final or self.stopped_epoch > 0:
+            super().on_train_end(logs)
+
+
 class StopOnNaN(keras.callbacks.Callback):
     """Stops training when the loss becomes NaN or Inf, and remembers that it did."""
 

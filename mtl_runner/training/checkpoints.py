@@ -32,6 +32,7 @@ class ResumePoint:
     epoch: int
     checkpoints: list[str]
     step: int = 0  # steps of epoch `epoch + 1` already trained
+    early_stopping: dict | None = None  # the stage's early-stopping progress
 
     @classmethod
     def read(cls, run: RunDirectory) -> "ResumePoint":
@@ -39,7 +40,8 @@ class ResumePoint:
         try:
             state = json.loads(path.read_text())
             return cls(int(state["stage"]), int(state["stage_first_epoch"]), int(state["epoch"]),
-                       list(state["checkpoints"]), int(state.get("step", 0)))
+                       list(state["checkpoints"]), int(state.get("step", 0)),
+                       state.get("early_stopping"))
         except FileNotFoundError:
             raise RunError(f"{run.path} has no checkpoint to resume from ({path} is missing); "
                            "it stopped before its first epoch ended. Train it again instead.") from None
@@ -101,12 +103,15 @@ class Checkpointer(keras.callbacks.Callback):
         every_seconds: the least time between two epoch-end checkpoints.
         every_steps: also save every this many steps inside an epoch (None: only after epochs).
         first_step: steps of the first epoch already trained (a run resumed mid-epoch).
+        early: the stage's `ResumableEarlyStopping`, whose progress (and best weights, in
+            best_weights.npz) each checkpoint records.
         enabled: False on a worker other than the chief, which saves nothing.
     """
 
     def __init__(self, run: RunDirectory, network, trainer, stage: int, stage_first_epoch: int,
                  steps_per_epoch: int = 1, every_seconds: float = 0.0,
-                 every_steps: int | None = None, first_step: int = 0, enabled: bool = True):
+                 every_steps: int | None = None, first_step: int = 0, early=None,
+                 enabled: bool = True):
         super().__init__()
         import time
 
@@ -123,6 +128,8 @@ class Checkpointer(keras.callbacks.Callback):
         self.every_steps = every_steps
         self.step_offset = first_step
         self.last_saved: tuple[int, int] | None = None  # (epochs, steps) of the last save
+        self.early = early
+        self.best_written: int | None = None  # the best epoch whose weights are on disk
         self.epoch = stage_first_epoch
         self.clock = time.monotonic
         self.saved_at = self.clock()
@@ -161,7 +168,42 @@ class Checkpointer(keras.callbacks.Callback):
         stage, first = (self.stage + 1, epoch) if stage_done else (self.stage, self.stage_first_epoch)
         state = {"stage": stage, "stage_first_epoch": first, "epoch": epoch, "step": step,
                  "checkpoints": [Path(p).name for p in self.manager.checkpoints]}
+        best = self.run.path / FOLDER / BEST_WEIGHTS
+        if self.early is not None and not stage_done:
+            state["early_stopping"] = self.early.progress()
+            if getattr(self.early, "best_weights", None) is None:
+                best.unlink(missing_ok=True)
+            elif self.best_written != self.early.best_epoch:
+                write_best_weights(self.run, self.early.best_weights)
+                self.best_written = self.early.best_epoch
+        else:  # the next stage starts its own early stopping
+            best.unlink(missing_ok=True)
         self.run.write_json(f"{FOLDER}/{STATE}", state)
+
+
+BEST_WEIGHTS = "best_weights.npz"
+
+
+def write_best_weights(run: RunDirectory, weights: list) -> None:
+    """Early stopping's best weights so far (restored at a stage's end), written atomically."""
+    import os
+
+    import numpy as np
+
+    path = run.path / FOLDER / BEST_WEIGHTS
+    temporary = path.with_suffix(".tmp.npz")
+    np.savez(temporary, *weights)
+    os.replace(temporary, path)
+
+
+def read_best_weights(run: RunDirectory) -> list | None:
+    import numpy as np
+
+    try:
+        with np.load(run.path / FOLDER / BEST_WEIGHTS) as saved:
+            return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    except (OSError, ValueError):
+        return None
 
 
 def restore(run: RunDirectory, point: ResumePoint, network, trainer) -> str:

@@ -13,7 +13,8 @@ import numpy as np
 from mtl_runner.errors import RunError
 from mtl_runner.models.images import DECODER, encoder_and_backbone
 from mtl_runner.tasks.base import HIGHER_IS_BETTER
-from mtl_runner.training.callbacks import EpochLine, HistoryWriter, NameSingleTask, StopOnNaN
+from mtl_runner.training.callbacks import (EpochLine, HistoryWriter, NameSingleTask,
+                                           ResumableEarlyStopping, StopOnNaN)
 from mtl_runner.training.compile import build_optimizer, compile_for_training
 from mtl_runner.training.interrupts import StopOnSignal
 from mtl_runner.training.prepare import Prepared, make_dataset, steps_per_epoch
@@ -89,7 +90,7 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
     """
     import contextlib
 
-    from mtl_runner.training.checkpoints import Checkpointer, restore
+    from mtl_runner.training.checkpoints import Checkpointer, read_best_weights, restore
 
     training = recipe.training
     tasks = list(prepared.tasks)
@@ -130,26 +131,29 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
                        if prepared.sizes["validation"] else None)
     history.stage = stage.name
     stop_on_nan = StopOnNaN()
+    stopping = training.early_stopping
+    early = None
+    if stopping is not None:
+        progress, best_weights = (resume.early_stopping, read_best_weights(history.run)) if (
+            resume is not None and resume.early_stopping is not None) else (None, None)
+        early = ResumableEarlyStopping(
+            progress, best_weights, monitor=stopping.monitor, patience=stopping.patience,
+            min_delta=stopping.min_delta, mode=monitor_mode(stopping.monitor),
+            restore_best_weights=stopping.restore_best_weights, verbose=0)
     checkpointer = Checkpointer(history.run, model, trainer, stage_index, stage_first_epoch,
                                 steps, recipe.runtime.checkpoint_seconds,
-                                recipe.runtime.checkpoint_steps, first_step,
+                                recipe.runtime.checkpoint_steps, first_step, early,
                                 enabled=runtime is None or runtime.chief)
-    callbacks: list = [history, stop_on_nan, checkpointer, StopOnSignal(checkpointer)]
+    # early stopping decides before the checkpointer saves its progress
+    callbacks: list = [history, stop_on_nan, *([early] if early else []), checkpointer,
+                       StopOnSignal(checkpointer)]
     callbacks += extra_callbacks(history.run, recipe, stage.name)
     if len(tasks) == 1:
         callbacks.insert(0, NameSingleTask(tasks[0]))
     interactive = sys.stdout.isatty()
-    stopping = training.early_stopping
     if not interactive:
         callbacks.append(EpochLine(total_epochs, echo, stopping.monitor if stopping else None,
                                    stage=stage.name if training.stages else None))
-    early = None
-    if stopping is not None:
-        early = keras.callbacks.EarlyStopping(
-            monitor=stopping.monitor, patience=stopping.patience, min_delta=stopping.min_delta,
-            mode=monitor_mode(stopping.monitor), restore_best_weights=stopping.restore_best_weights,
-            verbose=0)
-        callbacks.append(early)
     trainable = trainable_count(model)
     if training.stages:
         echo(f"stage {stage.name}: {stage.epochs} epochs, learning rate {stage.learning_rate:g}"
@@ -175,7 +179,11 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
     last_epoch, whole_from = first_epoch + epochs_left, first_epoch
     losses: list = []
     if first_step:  # resumed mid-epoch: the rest of that epoch (its logs cover those steps only)
+        if early is not None:
+            early.final = False  # the stage goes on: keep the weights, carry the progress over
         losses += fit(train_data.skip(first_step), first_epoch, first_epoch + 1, steps - first_step)
+        if early is not None:
+            early.final = True
         whole_from += 1
         train_data = make_dataset(data, "train", training.batch_size, recipe.seed, shuffle=True,
                                   first_epoch=whole_from)

@@ -195,3 +195,49 @@ def test_a_run_stopped_mid_epoch_resumes_from_its_step_checkpoint(runner, write_
     assert history[columns].round(6).equals(expected[columns].round(6))
     a, b = pd.read_csv(reference / "metrics.csv"), pd.read_csv(run / "metrics.csv")
     assert a["value"].round(6).tolist() == b["value"].round(6).tolist()
+
+
+PATIENT = MID_EPOCH.replace("early_stopping: null", "early_stopping: {monitor: val_loss, patience: 3, min_delta: 1000}")
+
+
+def test_early_stopping_keeps_its_progress_across_a_resume(runner, write_recipe, tmp_path,
+                                                           monkeypatch):
+    import keras
+
+    import mtl_runner.training.loop as loop
+
+    # min_delta 1000: no epoch after the first improves, so stage 2 stops after 3 more epochs
+    # and restores its first epoch's weights; a resume that forgot this would train on
+    recipe = write_recipe(PATIENT.replace("epochs: 3", "epochs: 8"))
+    whole = runner.invoke(cli, ["train", str(recipe), "--results", str(tmp_path / "whole")])
+    assert whole.exit_code == 0, whole.output
+    [reference] = list((tmp_path / "whole").iterdir())
+    expected = json.loads((reference / "run.json").read_text())
+    assert expected["stages"][1]["epochs"] == 4 and expected["best_epoch"] == 3
+
+    class StopInEpochFive(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == 4 and batch == 2:
+                raise KeyboardInterrupt
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+    real = loop.extra_callbacks
+    monkeypatch.setattr(loop, "extra_callbacks", lambda *a: [*real(*a), StopInEpochFive()])
+    cut = runner.invoke(cli, ["train", str(recipe), "--results", str(tmp_path / "cut")])
+    assert cut.exit_code == 1 and "interrupted" in cut.output
+    monkeypatch.setattr(loop, "extra_callbacks", real)
+    [run] = list((tmp_path / "cut").iterdir())
+    state = json.loads((run / "checkpoints" / "state.json").read_text())
+    assert (state["epoch"], state["step"]) == (4, 2)
+    assert state["early_stopping"]["wait"] == 1 and state["early_stopping"]["best_epoch"] == 2
+    assert (run / "checkpoints" / "best_weights.npz").exists()
+
+    resumed = runner.invoke(cli, ["train", "--resume", run.name, "--results", str(tmp_path / "cut")])
+    assert resumed.exit_code == 0, resumed.output
+    info = json.loads((run / "run.json").read_text())
+    assert info["stages"][1]["epochs"] == 4 and info["best_epoch"] == 3
+    assert pd.read_csv(run / "history.csv")["epoch"].tolist() == list(range(1, 7))
+    a, b = pd.read_csv(reference / "metrics.csv"), pd.read_csv(run / "metrics.csv")
+    assert a["value"].round(6).tolist() == b["value"].round(6).tolist()
