@@ -18,7 +18,8 @@ from pathlib import Path
 import click
 
 from mtl_runner.commands import results_option
-from mtl_runner.errors import MtlError
+from mtl_runner.errors import MtlError, RunError
+from mtl_runner.training.cluster import ClusterRole
 
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "avx_ne_convert")  # x86; "bf16" on Arm
 
@@ -145,6 +146,13 @@ def examples_table(prepared) -> tuple[list[str], list[list]]:
     return ["task", *splits], rows
 
 
+def cluster_line(cluster) -> str:
+    if not cluster.multi_worker:
+        return "this machine only (no TF_CONFIG with several workers)"
+    return (f"{cluster.name} of {cluster.workers} workers (TF_CONFIG), "
+            f"{'the chief: writes the run directory' if cluster.is_chief else 'not the chief'}")
+
+
 @click.command("doctor")
 @click.argument("recipe", type=click.Path(dir_okay=False), required=False)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -175,6 +183,12 @@ def doctor(recipe: str | None, overrides: tuple[str, ...], results: str) -> None
     click.echo("  precision")
     for line in precision_lines(capabilities, cpu_flags()):
         click.echo(f"    {line}")
+    try:
+        cluster = ClusterRole.from_env()
+        click.echo(f"  cluster     {cluster_line(cluster)}")
+    except RunError as error:
+        click.echo("  cluster     TF_CONFIG is unusable")
+        problems.append(error.format_message())
     ok, how = writable(Path(results))
     click.echo(f"  results     {results}: {how}")
     if not ok:

@@ -257,7 +257,7 @@ class RuntimeConfig(Strict):
     loop: Literal["auto", "fit", "custom"] = Field(
         "auto", description="The training loop: Keras' fit, or mtl's own (strategy.run over a "
         "distributed dataset); auto: the own loop with several replicas (fit fails under "
-        "TF_CONFIG and reports the first replica's validation metrics), else fit.")
+        "TF_CONFIG and averages the replicas' validation AUC, F1, R²), else fit.")
     peer_check_seconds: int = Field(
         30, ge=1, le=3600, description="Multi-worker: how often each worker checks that the "
         "others still answer; a lost worker fails the run within about this long.")

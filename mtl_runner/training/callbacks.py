@@ -125,8 +125,9 @@ class EpochLine(keras.callbacks.Callback):
         shown = "  ".join(f"{k} {float(logs[k]):.4f}" for k in keys if k in logs)
         width = len(str(self.epochs))
         stage = f"[{self.stage}] " if self.stage else ""
+        seconds = time.perf_counter() - self.started
         self.echo(f"{stage}epoch {epoch + 1:>{width}}/{self.epochs}  {shown}  "
-                  f"({time.perf_counter() - self.started:.1f}s)")
+                  f"({seconds:.{2 if seconds < 10 else 1}f}s)")
 
 
 class NameSingleTask(keras.callbacks.Callback):

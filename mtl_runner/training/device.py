@@ -156,8 +156,8 @@ def setup_runtime(runtime, batch_size: int) -> Runtime:
         precision = "mixed_float16" if gpus and all(
             compute_capability(tf, g) >= 7.0 for g in gpus) else "float32"
     keras.mixed_precision.set_global_policy(precision)
-    # fit's validation logs under a distribution strategy are the first replica's (it reduces
-    # the step's logs, not the metrics), so several replicas train with mtl's own loop
+    # fit's validation logs under a distribution strategy average each replica's own metric
+    # values (wrong for AUC, F1, R²), so several replicas train with mtl's own loop
     loop = runtime.loop if runtime.loop != "auto" else ("custom" if replicas > 1 else "fit")
     if role.multi_worker and loop == "fit":
         raise RunError("runtime.loop is fit, but Keras' fit fails under MultiWorkerMirroredStrategy "

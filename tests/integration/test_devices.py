@@ -44,7 +44,7 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(write_recipe, 
     scale = ma["value"].abs().clip(lower=1.0)
     assert ((ma["value"] - mb["value"]).abs() / scale).max() < 0.05  # same training, other reduction order
     # every epoch's logs, validation included, are over the whole batch, not one replica's half
-    # (Keras' fit reports the first replica's validation AUC, F1 and R²: -1.32 for -0.27 here)
+    # (Keras' fit averages the replicas' own validation AUC, F1 and R²: -1.32 for -0.27 here)
     ha, hb = pd.read_csv(a / "history.csv"), pd.read_csv(b / "history.csv")
     numeric = ha.columns.drop("stage")
     assert list(ha.columns) == list(hb.columns)

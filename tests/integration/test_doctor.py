@@ -17,6 +17,17 @@ def test_doctor_reports_the_environment(runner, tmp_path):
     assert re.search(r"gpus\s+(none visible|\d+)", out) and "mixed_bfloat16 on CPU: " in out
     assert f"{tmp_path / 'results'}: will be created in {tmp_path} (writable)" in out
     assert not (tmp_path / "results").exists()  # doctor creates nothing
+    assert "cluster     this machine only" in out
+
+
+def test_doctor_says_which_worker_tf_config_makes_this_machine(runner, tmp_path):
+    cluster = '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}'
+    outcome = runner.invoke(cli, ["doctor", "--results", str(tmp_path)], env={"TF_CONFIG": cluster})
+    assert outcome.exit_code == 0, outcome.output
+    assert "cluster     worker 1 of 2 workers (TF_CONFIG), not the chief" in outcome.output
+    broken = runner.invoke(cli, ["doctor", "--results", str(tmp_path)], env={"TF_CONFIG": "{"})
+    assert broken.exit_code == 1
+    assert "TF_CONFIG is not a usable cluster description" in broken.output
 
 
 def test_doctor_builds_a_recipe_without_training(runner, write_recipe, tmp_path):

@@ -154,30 +154,36 @@ def test_resuming_at_a_stage_boundary_matches_an_uninterrupted_run(runner, write
 MID_EPOCH = STAGED.replace("checkpoint_seconds: 0}", "checkpoint_seconds: 0, checkpoint_steps: 2}")
 
 
-def test_a_run_stopped_mid_epoch_resumes_from_its_step_checkpoint(runner, write_recipe, tmp_path,
-                                                                   monkeypatch):
+def train_stopped_at(runner, monkeypatch, recipe, results, epoch: int, batch: int):
+    """Trains `recipe` with a KeyboardInterrupt after step `batch` of epoch `epoch` (0-based,
+    raised by a callback after the checkpointer's) and returns the interrupted run's folder."""
     import keras
 
     import mtl_runner.training.loop as loop
 
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_begin(self, index, logs=None):
+            self.epoch = index
+
+        def on_train_batch_end(self, index, logs=None):
+            if (self.epoch, index) == (epoch, batch):
+                raise KeyboardInterrupt
+
+    real = loop.extra_callbacks
+    monkeypatch.setattr(loop, "extra_callbacks", lambda *a: [*real(*a), Stop()])
+    cut = runner.invoke(cli, ["train", str(recipe), "--results", str(results)])
+    monkeypatch.setattr(loop, "extra_callbacks", real)
+    assert cut.exit_code == 1 and "interrupted" in cut.output
+    [run] = list(results.iterdir())
+    return run
+
+
+def test_a_run_stopped_mid_epoch_resumes_from_its_step_checkpoint(runner, write_recipe, tmp_path,
+                                                                   monkeypatch):
     recipe = write_recipe(MID_EPOCH)  # 44 training rows in batches of 8: 6 steps an epoch
     whole = runner.invoke(cli, ["train", str(recipe), "--results", str(tmp_path / "whole")])
     assert whole.exit_code == 0, whole.output
-
-    class StopInEpochFour(keras.callbacks.Callback):  # runs after the checkpointer's callback
-        def on_train_batch_end(self, batch, logs=None):
-            if self.epoch == 3 and batch == 4:
-                raise KeyboardInterrupt
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
-
-    real = loop.extra_callbacks
-    monkeypatch.setattr(loop, "extra_callbacks", lambda *a: [*real(*a), StopInEpochFour()])
-    cut = runner.invoke(cli, ["train", str(recipe), "--results", str(tmp_path / "cut")])
-    assert cut.exit_code == 1 and "interrupted" in cut.output
-    monkeypatch.setattr(loop, "extra_callbacks", real)
-    [run] = list((tmp_path / "cut").iterdir())
+    run = train_stopped_at(runner, monkeypatch, recipe, tmp_path / "cut", epoch=3, batch=4)
     state = json.loads((run / "checkpoints" / "state.json").read_text())
     # stage 2 (everything) began after epoch 2; epoch 4 was 4 steps in: checkpoint ckpt-(3·6+4)
     assert (state["stage"], state["epoch"], state["step"]) == (1, 3, 4)
@@ -202,10 +208,6 @@ PATIENT = MID_EPOCH.replace("early_stopping: null", "early_stopping: {monitor: v
 
 def test_early_stopping_keeps_its_progress_across_a_resume(runner, write_recipe, tmp_path,
                                                            monkeypatch):
-    import keras
-
-    import mtl_runner.training.loop as loop
-
     # min_delta 1000: no epoch after the first improves, so stage 2 stops after 3 more epochs
     # and restores its first epoch's weights; a resume that forgot this would train on
     recipe = write_recipe(PATIENT.replace("epochs: 3", "epochs: 8"))
@@ -215,20 +217,7 @@ def test_early_stopping_keeps_its_progress_across_a_resume(runner, write_recipe,
     expected = json.loads((reference / "run.json").read_text())
     assert expected["stages"][1]["epochs"] == 4 and expected["best_epoch"] == 3
 
-    class StopInEpochFive(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            if self.epoch == 4 and batch == 2:
-                raise KeyboardInterrupt
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
-
-    real = loop.extra_callbacks
-    monkeypatch.setattr(loop, "extra_callbacks", lambda *a: [*real(*a), StopInEpochFive()])
-    cut = runner.invoke(cli, ["train", str(recipe), "--results", str(tmp_path / "cut")])
-    assert cut.exit_code == 1 and "interrupted" in cut.output
-    monkeypatch.setattr(loop, "extra_callbacks", real)
-    [run] = list((tmp_path / "cut").iterdir())
+    run = train_stopped_at(runner, monkeypatch, recipe, tmp_path / "cut", epoch=4, batch=2)
     state = json.loads((run / "checkpoints" / "state.json").read_text())
     assert (state["epoch"], state["step"]) == (4, 2)
     assert state["early_stopping"]["wait"] == 1 and state["early_stopping"]["best_epoch"] == 2

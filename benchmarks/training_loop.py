@@ -1,0 +1,119 @@
+"""Keras' fit against mtl's own loop (training/custom_loop.py), and the loop under each strategy.
+
+Trains the quickstart recipe (20 epochs, no early stopping) as whole `mtl train` processes:
+
+* one device: `runtime.loop: fit` vs `custom`;
+* MirroredStrategy over two logical CPU devices: `fit` vs `custom`;
+* MultiWorkerMirroredStrategy: two worker processes on loopback ports (TF_CONFIG), custom loop.
+
+Reports the median epoch time of epochs 2–20 (the first one traces the step) from the runs'
+epoch lines, medians over the repeats, configurations alternated so that a busy machine slows
+them all. On one 2-core machine the two workers share the cores, so the multi-worker row
+measures the loop's and the collectives' overhead, not a speed-up.
+
+    python benchmarks/training_loop.py [--repeats 3] [--out benchmarks/training_loop.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+TWO_CPUS = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from mtl_runner.cli import main
+main()
+"""
+MAIN = "from mtl_runner.cli import main; main()"
+ARGS = ["train", "recipes/quickstart.yaml", "--set", "training.epochs=20",
+        "--set", "training.early_stopping=null", "--tracking", "none"]
+
+
+def epoch_seconds(stdout: str) -> float:
+    """The median time of epochs 2.. from the `epoch i/N ... (1.2s)` lines."""
+    times = [float(t) for t in re.findall(r"^epoch +\d+/\d+ .*\((\d+\.\d+)s\)$", stdout, re.M)]
+    if len(times) < 2:
+        raise SystemExit(f"no epoch lines in:\n{stdout[-2000:]}")
+    return statistics.median(times[1:])
+
+
+def run(code: str, extra: list[str], results: str) -> float:
+    done = subprocess.run([sys.executable, "-c", code, *ARGS, "--results", results, *extra],
+                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900)
+    if done.returncode:
+        raise SystemExit(done.stdout[-2000:] + done.stderr[-3000:])
+    return epoch_seconds(done.stdout)
+
+
+def two_workers(results: str) -> float:
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("localhost", 0))
+            ports.append(s.getsockname()[1])
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    workers = []
+    for index in range(2):
+        env = {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster,
+                                               "task": {"type": "worker", "index": index}})}
+        workers.append(subprocess.Popen([sys.executable, "-c", MAIN, *ARGS, "--results", results],
+                                        cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True))
+    outputs = [w.communicate(timeout=900) for w in workers]
+    if any(w.returncode for w in workers):
+        raise SystemExit("\n".join(o + e[-3000:] for o, e in outputs))
+    return epoch_seconds(outputs[0][0])
+
+
+CONFIGURATIONS = {
+    "one device, fit": lambda r: run(MAIN, ["--set", "runtime.loop=fit"], r),
+    "one device, own loop": lambda r: run(MAIN, ["--set", "runtime.loop=custom"], r),
+    "MirroredStrategy ×2 logical CPUs, fit": lambda r: run(
+        TWO_CPUS, ["--set", "runtime.strategy=mirrored", "--set", "runtime.loop=fit"], r),
+    "MirroredStrategy ×2 logical CPUs, own loop": lambda r: run(
+        TWO_CPUS, ["--set", "runtime.strategy=mirrored", "--set", "runtime.loop=custom"], r),
+    "MultiWorkerMirroredStrategy, 2 workers on loopback, own loop": two_workers,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "training_loop.md"))
+    args = parser.parse_args()
+    times: dict[str, list[float]] = {name: [] for name in CONFIGURATIONS}
+    with tempfile.TemporaryDirectory() as results:
+        for repeat in range(args.repeats):
+            order = list(CONFIGURATIONS)
+            for name in order if repeat % 2 == 0 else reversed(order):
+                times[name].append(CONFIGURATIONS[name](results))
+                print(f"{name}: {times[name][-1] * 1000:.0f} ms/epoch", flush=True)
+    base = statistics.median(times["one device, fit"])
+    lines = ["# Training loops: Keras' fit and mtl's own loop", "",
+             f"`python benchmarks/training_loop.py --repeats {args.repeats}`: quickstart recipe "
+             "(240 training rows, batch 32, 8 steps an epoch plus validation), median epoch time of "
+             "epochs 2–20, median over the repeats; configurations alternated.", "",
+             "| configuration | ms per epoch | × one device, fit | runs (ms) |", "|---|---|---|---|"]
+    for name, values in times.items():
+        median = statistics.median(values)
+        lines.append(f"| {name} | {median * 1000:.0f} | {median / base:.2f} | "
+                     f"{', '.join(f'{v * 1000:.0f}' for v in values)} |")
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
