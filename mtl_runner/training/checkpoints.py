@@ -200,7 +200,7 @@ def read_best_weights(run: RunDirectory) -> list | None:
     import numpy as np
 
     try:
-        with np.load(run.path / FOLDER / BEST_WEIGHTS) as saved:
+        with np.load(run.path / FOLDER / BEST_WEIGHTS, allow_pickle=False) as saved:
             return [saved[f"arr_{i}"] for i in range(len(saved.files))]
     except (OSError, ValueError):
         return None
