@@ -133,9 +133,13 @@ def train(recipe: str | None, overrides: tuple[str, ...], results: str, name: st
         return
     from mtl_runner.training.plan import parse_seeds, train_plan
 
+    from mtl_runner.training.cluster import ClusterRole
+
     folders = train_plan(loaded, results, name, parse_seeds(seeds, loaded.recipe.seed), baselines,
                          ["mtl", *sys.argv[1:]], click.echo)
-    click.echo(f"\n{len(folders)} runs in {results}; compare them with: mtl compare --results {results}")
+    if ClusterRole.from_env().is_chief:  # another worker's runs went to temporary folders
+        click.echo(f"\n{len(folders)} runs in {results}; compare them with: "
+                   f"mtl compare --results {results}")
 
 
 @cli.command()
