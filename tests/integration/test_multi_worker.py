@@ -35,8 +35,8 @@ def start_workers(logs: Path, *arguments: str) -> list[subprocess.Popen]:
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     workers = []
     for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps(
-            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        env = dict(os.environ, TMPDIR=str(logs), TF_CONFIG=json.dumps(  # a killed worker's
+            {"cluster": cluster, "task": {"type": "worker", "index": index}}))  # files stay here
         with open(logs / f"worker{index}.log", "a") as log:
             workers.append(subprocess.Popen([sys.executable, "-c", MAIN, "train", *arguments],
                                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
@@ -75,7 +75,8 @@ def test_two_workers_train_in_lockstep_and_only_the_chief_writes(write_recipe, t
     assert "MultiWorkerMirroredStrategy with 2 replica(s), batch 8 per replica" in chief
     assert "worker 1 of 2 workers" in worker
     [scratch] = re.findall(r"^Run \S+: (\S+)$", worker, re.MULTILINE)
-    assert not Path(scratch).exists()  # the other worker's files were temporary
+    assert Path(scratch).parent.parent == tmp_path  # in the worker's temporary folder ...
+    assert not Path(scratch).exists()  # ... which it deleted
 
 
 def test_a_lost_worker_fails_the_run_and_all_workers_resume_it(write_recipe, tmp_path):
