@@ -83,15 +83,21 @@ class CustomLoop:
             [EpochHooks(), *(callbacks or [])], add_history=True, add_progbar=verbose != 0,
             verbose=verbose, epochs=epochs, steps=steps_per_epoch, model=model)
         model.stop_training = False
+        # the progress bar's running loss; across workers each read would be a collective that
+        # every worker must join, and only the chief shows a bar, so it shows steps only there
+        self.show_loss = verbose != 0 and not self.multi_worker()
         try:
             return self._fit(train_iterator, validation, initial_epoch, epochs, steps_per_epoch,
                              validation_steps, callbacks)
         except (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.AbortedError) as error:
-            if not getattr(self.strategy.extended, "_in_multi_worker_mode", lambda: False)():
+            if not self.multi_worker():
                 raise
             reason = re.sub(r"^\{\{.*?\}\}\s*", "", str(error).splitlines()[0])[:200]
             raise RunError(f"a worker stopped answering ({reason}); every worker must run until "
                            "the end. Start them all again with mtl train --resume <run id>") from None
+
+    def multi_worker(self) -> bool:
+        return getattr(self.strategy.extended, "_in_multi_worker_mode", lambda: False)()
 
     def _fit(self, train_iterator, validation, initial_epoch, epochs, steps_per_epoch,
              validation_steps, callbacks):
@@ -104,7 +110,8 @@ class CustomLoop:
             for step in range(steps_per_epoch):
                 callbacks.on_train_batch_begin(step)
                 self.train_step(train_iterator)
-                callbacks.on_train_batch_end(step, {})
+                callbacks.on_train_batch_end(step, pythonify(
+                    {"loss": model.total_loss_tracker.result()}) if self.show_loss else {})
             epoch_logs = self.logs(training=True)
             if validation is not None:
                 epoch_logs.update({f"val_{k}": v for k, v in
