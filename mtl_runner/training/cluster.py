@@ -27,6 +27,7 @@ class ClusterRole:
     task_type: str = "worker"
     task_index: int = 0
     workers: int = 1
+    has_chief: bool = False  # the cluster has a `chief` task (else worker 0 is the chief)
 
     @property
     def multi_worker(self) -> bool:
@@ -35,9 +36,7 @@ class ClusterRole:
     @property
     def is_chief(self) -> bool:
         return self.task_type == "chief" or (self.task_type == "worker" and self.task_index == 0
-                                             and not self._has_chief)
-
-    _has_chief: bool = False
+                                             and not self.has_chief)
 
     @property
     def name(self) -> str:

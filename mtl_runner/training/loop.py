@@ -107,6 +107,7 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
     if stage.schedule == "cosine":
         steps = math.ceil(prepared.sizes["train"] / training.batch_size) * stage.epochs
         rate = keras.optimizers.schedules.CosineDecay(stage.learning_rate, decay_steps=max(steps, 1))
+
     def scope():
         return runtime.strategy.scope() if runtime is not None else contextlib.nullcontext()
 
