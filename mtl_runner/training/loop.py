@@ -69,6 +69,22 @@ def cached_features(model: keras.Model, prepared: Prepared, batch_size: int, ech
     return prepared.with_inputs(features)
 
 
+def early_stopping(stopping, run, resume=None) -> ResumableEarlyStopping | None:
+    """The stage's early stopping (None without `training.early_stopping`), with the progress
+    a resumed run's checkpoint recorded."""
+    from mtl_runner.training.checkpoints import read_best_weights
+
+    if stopping is None:
+        return None
+    progress, best_weights = None, None
+    if resume is not None and resume.early_stopping is not None:
+        progress, best_weights = resume.early_stopping, read_best_weights(run)
+    return ResumableEarlyStopping(
+        progress, best_weights, monitor=stopping.monitor, patience=stopping.patience,
+        min_delta=stopping.min_delta, mode=monitor_mode(stopping.monitor),
+        restore_best_weights=stopping.restore_best_weights, verbose=0)
+
+
 def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: HistoryWriter,
               first_epoch: int, total_epochs: int, echo, feature_cache: dict, runtime=None,
               stage_index: int = 0, resume=None) -> StageResult:
@@ -90,7 +106,7 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
     """
     import contextlib
 
-    from mtl_runner.training.checkpoints import Checkpointer, read_best_weights, restore
+    from mtl_runner.training.checkpoints import Checkpointer, restore
 
     training = recipe.training
     tasks = list(prepared.tasks)
@@ -133,14 +149,7 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
     history.stage = stage.name
     stop_on_nan = StopOnNaN()
     stopping = training.early_stopping
-    early = None
-    if stopping is not None:
-        progress, best_weights = (resume.early_stopping, read_best_weights(history.run)) if (
-            resume is not None and resume.early_stopping is not None) else (None, None)
-        early = ResumableEarlyStopping(
-            progress, best_weights, monitor=stopping.monitor, patience=stopping.patience,
-            min_delta=stopping.min_delta, mode=monitor_mode(stopping.monitor),
-            restore_best_weights=stopping.restore_best_weights, verbose=0)
+    early = early_stopping(stopping, history.run, resume)
     checkpointer = Checkpointer(history.run, model, trainer, stage_index, stage_first_epoch,
                                 steps, recipe.runtime.checkpoint_seconds,
                                 recipe.runtime.checkpoint_steps, first_step, early,
