@@ -122,7 +122,7 @@ class CustomLoop:
         callbacks.on_train_end(logs=epoch_logs)
         return model.history
 
-    def evaluate(self, distributed, steps: int | None, callbacks) -> dict:
+    def evaluate(self, distributed, steps: int, callbacks) -> dict:
         """One pass over a finite distributed dataset: every worker runs `steps` steps (the
         global batches; a replica whose share of the last one is empty computes nothing)."""
         self.model.reset_metrics()

@@ -243,6 +243,8 @@ def _train(loaded: LoadedRecipe, run: RunDirectory, results: str | Path, echo: E
             run.update(stages=[r.to_dict() for r in done])
         train_seconds = sum(r.seconds for r in done)
 
+        # every worker evaluates, not only the chief: under MultiWorkerMirroredStrategy Keras'
+        # predict may join collectives, and workers must stay on the same path
         if done[-1].cached_features and "prepared" in feature_cache:  # backbone unchanged since cached
             from mtl_runner.models.images import DECODER
 
