@@ -30,6 +30,7 @@ def run(cache: bool, epochs: int, results: Path, n: int) -> dict:
 
     data = yaml.safe_load(RECIPE.read_text())
     data["training"]["cache_features"] = cache
+    data["model"]["backbone"]["batch_norm"] = "frozen"  # a frozen backbone, BatchNorm included
     data["data"]["options"]["n"] = n
     data["training"]["early_stopping"] = None
     data["training"]["stages"] = [{"name": "frozen", "epochs": epochs, "learning_rate": 1e-3,

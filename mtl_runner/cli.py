@@ -7,8 +7,12 @@ TensorFlow is imported only inside the commands that train: `--help`, `validate`
 
 from __future__ import annotations
 
+import errno
+import io
 import json
+import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -24,7 +28,119 @@ set_option = click.option(
     help="Override a recipe key, e.g. --set training.epochs=5 (repeatable).")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+DEBUG_VARIABLE = "MTL_DEBUG"
+
+
+class MtlGroup(click.Group):
+    """The `mtl` group: whatever a command raises ends as `Error: ...` lines, never a traceback.
+
+    `MtlError`s (exit 2 for bad input, 1 for a failure) pass through. An `OSError` — a full
+    disk, a file that cannot be written, standard output closed or full (`mtl runs >
+    /dev/full`) — becomes one line naming the path, exit 1; a closed pipe (`mtl runs | head
+    -1`) ends quietly with exit 1, as click does. Any other exception is a bug: one line that
+    says so and how to see the traceback (`MTL_DEBUG=1`), exit 1.
+    """
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort,
+                SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as error:  # noqa: BLE001 - the last resort of every command
+            if os.environ.get(DEBUG_VARIABLE, "").strip() not in ("", "0"):
+                raise
+            if isinstance(error, OSError) and error.errno == errno.EPIPE:
+                raise  # click's own handling: quiet, exit 1
+            raise last_resort_error(error, ctx) from None
+
+
+def on_stdout(error: BaseException) -> bool:
+    """Whether `error` was raised writing standard output (by `click.echo`, help included);
+    if so, standard output is pointed at /dev/null, so that Python's final flush does not
+    fail again with a message of its own."""
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__) if error.__traceback__ else []
+    if not (frames and frames[-1].name in ("echo", "flush", "write")
+            and "click" in Path(frames[-1].filename).parts):
+        return False
+    silence_stdout()
+    return True
+
+
+def silence_stdout() -> None:
+    """Points standard output at /dev/null (after a write to it failed), so that later writes
+    and Python's final flush do not fail again with a message of their own."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass
+
+
+class Console:
+    """`click.echo` for training: a full or closed standard output does not stop a run.
+
+    The first failed write prints one warning on standard error; the run goes on silently and
+    completes, and `check` then ends the command with exit code 1 saying so.
+    """
+
+    def __init__(self) -> None:
+        self.failure: OSError | None = None
+
+    def __call__(self, message: str = "", **options) -> None:
+        if self.failure is not None and not options.get("err"):
+            return
+        try:
+            click.echo(message, **options)
+        except OSError as error:
+            if options.get("err"):
+                return
+            self.failure = error
+            silence_stdout()
+            try:
+                click.echo(f"Warning: cannot write to standard output ({error.strerror or error}); "
+                           "training goes on without progress lines", err=True)
+            except OSError:
+                pass
+
+    def check(self, done: str) -> None:
+        """Raises RunError (exit 1) if standard output failed during the work."""
+        from mtl_runner.errors import RunError
+
+        if self.failure is not None:
+            raise RunError(f"{done}, but standard output could not be written: "
+                           f"{self.failure.strerror or self.failure}")
+
+
+def last_resort_error(error: Exception, ctx: click.Context) -> click.ClickException:
+    """The one-line error for an exception no command turned into an `MtlError`."""
+    from mtl_runner.errors import RunError
+
+    command = f"mtl {ctx.invoked_subcommand or ''}".strip()
+    if isinstance(error, OSError):
+        reason = error.strerror or str(error) or type(error).__name__
+        if error.filename is None and on_stdout(error):
+            return RunError(f"{command}: cannot write to standard output: {reason}")
+        paths = " → ".join(str(p) for p in (error.filename, error.filename2) if p is not None)
+        where = f" {paths}" if paths else ""
+        advice = {errno.EACCES: " Check its permissions, or choose another folder.",
+                  errno.EPERM: " Check its permissions, or choose another folder.",
+                  errno.EROFS: " Choose a writable folder.",
+                  errno.ENOSPC: " Free some space, or choose another folder.",
+                  errno.ENOTDIR: " A part of the path is a file, not a folder.",
+                  errno.EISDIR: " Give a file, not a folder."}.get(error.errno, "")
+        return RunError(f"{command}: cannot access{where}: {reason}.{advice}")
+    text = str(error).splitlines()[0][:300] if str(error) else ""
+    return RunError(f"{command}: unexpected {type(error).__name__}{': ' + text if text else ''}. "
+                    f"This is a bug in mtl {__version__}; please report it, with the output of "
+                    f"the same command run with {DEBUG_VARIABLE}=1 (it shows the traceback).")
+
+
+@click.group(cls=MtlGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="mtl")
 def cli() -> None:
     """mtl: multi-task learning and fine-tuning experiments on Keras, from YAML recipes.
@@ -42,13 +158,14 @@ name_option = click.option("--name", default=None, help="Run name (letters, digi
 
 def train_loaded(loaded, results: str, name: str | None) -> None:
     """Runs a validated recipe (the common end of `train` and `finetune`)."""
-    from mtl_runner.errors import UsageError
-    from mtl_runner.results.run_dir import RUN_NAME
+    from mtl_runner.results.run_dir import check_name
     from mtl_runner.training.run import train as run_training
 
-    if name is not None and not RUN_NAME.match(name):
-        raise UsageError(f"--name may hold only letters, digits, '.', '_' and '-'. Received: {name!r}")
-    run_training(loaded, results, name=name, command=["mtl", *sys.argv[1:]], echo=click.echo)
+    if name is not None:
+        check_name(name)
+    console = Console()
+    run = run_training(loaded, results, name=name, command=["mtl", *sys.argv[1:]], echo=console)
+    console.check(f"run {run.run_id} completed ({run.path})")
 
 
 def resume_run(ref: str, results: str, overrides: tuple[str, ...]) -> None:
@@ -61,7 +178,9 @@ def resume_run(ref: str, results: str, overrides: tuple[str, ...]) -> None:
     from mtl_runner.recipe import validate_recipe
     from mtl_runner.results import RunDirectory
     from mtl_runner.results.reader import effective_status, resolve_run
+    from mtl_runner.training.checkpoints import ResumePoint
     from mtl_runner.training.cluster import ClusterRole
+    from mtl_runner.training.run import text_digest
     from mtl_runner.training.run import train as run_training
 
     run = RunDirectory(resolve_run(ref, results))
@@ -73,10 +192,21 @@ def resume_run(ref: str, results: str, overrides: tuple[str, ...]) -> None:
                          "can be resumed")
     if overrides:
         raise UsageError("--set cannot change a run being resumed; its recipe.yaml is what ran")
-    data = yaml.safe_load(run.file("recipe.yaml").read_text())
+    text = run.file("recipe.yaml").read_text(encoding="utf-8")
+    recorded = info.get("recipe_sha256")
+    if recorded and text_digest(text) != recorded:
+        raise UsageError(f"run {run.run_id} cannot be resumed: {run.file('recipe.yaml')} was edited "
+                         "after the run started (its sha256 differs from run.json's recipe_sha256), "
+                         "so its checkpoints may not fit the recipe. Put the file back as it was, or "
+                         "train the edited recipe as a new run: mtl train "
+                         f"{run.file('recipe.yaml')}")
+    ResumePoint.read(run)  # an unusable checkpoint folder is refused before the run is touched
+    data = yaml.safe_load(text)
     # data paths stay relative to the recipe the run started from
     loaded = validate_recipe(data, Path(info.get("recipe_file") or run.file("recipe.yaml")))
-    run_training(loaded, results, command=["mtl", *sys.argv[1:]], echo=click.echo, resume=run)
+    console = Console()
+    run_training(loaded, results, command=["mtl", *sys.argv[1:]], echo=console, resume=run)
+    console.check(f"run {run.run_id} completed ({run.path})")
 
 
 @cli.command()
@@ -102,8 +232,10 @@ def train(recipe: str | None, overrides: tuple[str, ...], results: str, name: st
     """Train the multi-task model a RECIPE describes; write a run folder under --results."""
     from mtl_runner.errors import UsageError
     from mtl_runner.recipe import load_recipe
-    from mtl_runner.results.run_dir import RUN_NAME
+    from mtl_runner.results.run_dir import check_name
 
+    if name is not None:  # before any work
+        check_name(name)
     extra = []
     if tracking is not None:  # becomes the recipe's tracking block, like --set
         kinds = {k.strip().lower() for k in tracking.split(",") if k.strip()}
@@ -121,8 +253,6 @@ def train(recipe: str | None, overrides: tuple[str, ...], results: str, name: st
         return
     if recipe is None:
         raise UsageError("mtl train needs a RECIPE (or --resume RUN). Try: mtl train recipes/quickstart.yaml")
-    if name is not None and not RUN_NAME.match(name):  # before any work
-        raise UsageError(f"--name may hold only letters, digits, '.', '_' and '-'. Received: {name!r}")
     if device:
         extra.append(f"runtime.device={device}")
     if gpus:
@@ -135,11 +265,13 @@ def train(recipe: str | None, overrides: tuple[str, ...], results: str, name: st
 
     from mtl_runner.training.cluster import ClusterRole
 
+    console = Console()
     folders = train_plan(loaded, results, name, parse_seeds(seeds, loaded.recipe.seed), baselines,
-                         ["mtl", *sys.argv[1:]], click.echo)
+                         ["mtl", *sys.argv[1:]], console)
     if ClusterRole.from_env().is_chief:  # another worker's runs went to temporary folders
-        click.echo(f"\n{len(folders)} runs in {results}; compare them with: "
-                   f"mtl compare --results {results}")
+        console(f"\n{len(folders)} runs in {results}; compare them with: "
+                f"mtl compare --results {results}")
+    console.check(f"{len(folders)} runs completed in {results}")
 
 
 @cli.command()
@@ -182,7 +314,10 @@ def finetune(recipe: str | None, backbone: str | None, data: str | None, weights
     from mtl_runner.errors import UsageError
     from mtl_runner.finetune import finetune_recipe, flag_overrides
     from mtl_runner.recipe import load_recipe, validate_recipe
+    from mtl_runner.results.run_dir import check_name
 
+    if name is not None:  # before any work
+        check_name(name)
     if recipe is not None:
         if data is not None:
             raise UsageError("give either a RECIPE or --data, not both (the recipe names its data)")
@@ -242,7 +377,21 @@ cli.add_command(sweep)
 
 
 def main() -> None:
-    cli(prog_name="mtl")
+    try:
+        cli(prog_name="mtl")
+    except Exception as error:  # noqa: BLE001 - raised outside a command (MtlGroup handles those)
+        if os.environ.get(DEBUG_VARIABLE, "").strip() not in ("", "0"):
+            raise
+        if isinstance(error, OSError) and on_stdout(error):
+            message = f"cannot write to standard output: {error.strerror or error}"
+        else:
+            message = (f"unexpected {type(error).__name__}: {error}. Run again with "
+                       f"{DEBUG_VARIABLE}=1 to see the traceback")
+        try:
+            click.echo(f"Error: mtl: {message}", err=True)
+        except Exception:  # noqa: BLE001 - standard error itself is gone
+            pass
+        sys.exit(1)
 
 
 if __name__ == "__main__":

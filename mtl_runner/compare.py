@@ -1,26 +1,38 @@
 """Runs side by side: one wide table, mean ± std over seeds, Δm against single-task baselines.
 
 Everything here works on what `mtl_runner.results.reader` read from run directories, with
-pandas and numpy only (never TensorFlow).
+pandas and numpy only (never TensorFlow; Student's t is computed here, not imported).
 
 Δm (Maninis et al., "Attentive Single-Tasking of Multiple Tasks", CVPR 2019; the sign
-convention of Navon et al., "Multi-Task Learning as a Bargaining Game", ICML 2022):
+convention of Navon et al., "Multi-Task Learning as a Bargaining Game", ICML 2022), as
+implemented, for one multi-task run:
 
-    Δm = 1/T Σ_t 1/M_t Σ_m (−1)^{h_m} (M_{m,t} − B_{m,t}) / B_{m,t} × 100 %
+    Δm = 1/T Σ_t 1/M_t Σ_m (−1)^{h_m} (M_{m,t} − B_{m,t}) / |B_{m,t}| × 100 %
 
-where B is the single-task baseline (the mean over the `baseline:<task>` runs with the same
-data) and h_m = 1 when a higher value of metric m is better. So a negative Δm means the
-multi-task run beats its baselines; lower is better. The per-task term is kept as well: a task
-whose term is positive is flagged as negative transfer.
+- B is paired: the mean over the `baseline:<task>` runs trained on the same split as this run
+  (same data block, same split seed — the recipe's seed unless `data.split.seed` fixes it —
+  and fold). Baselines of other splits are never pooled in: each seed draws its own split.
+- m runs over one primary metric per task by default (`PRIMARY_METRIC`, or the task's
+  `primary_metric` in the recipe), or over the `--metric` selection.
+- h_m = 1 when a higher value of m is better, so a negative Δm means the multi-task run beats
+  its baselines (lower is better). `convention="delta_p"` gives LibMTL's Δp = −Δm (higher is
+  better).
+
+A group (the seeds of one configuration) shows the mean Δm, its std and a 95 % Student-t
+interval over its runs. A task is flagged as negative transfer only when its mean term is
+worse than the baseline and a two-sided paired t-test over the group's runs (a one-sample t-test
+of the per-run terms, i.e. of the paired relative differences, against 0) gives p < `ALPHA`;
+a worse but non-significant task is listed as "n.s.", and one run alone is never tested.
 
 Example:
     >>> table = compare(runs, split="test")
-    >>> table.frame[["label", "n", "species.accuracy", "delta_m"]]
+    >>> table.frame[["label", "n", "species.accuracy", "delta_m", "delta_m_ci_low"]]
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Sequence
 
@@ -35,6 +47,17 @@ SEED_KEYS = ("seed",)
 DATA_PREFIX = "data."
 BASELINE = "baseline:"
 NO_GROUPS = ("none", "run")
+# The one metric per task type that enters Δm by default: a relative change of a metric near
+# zero (R² ≈ 0 on a hard regression) would otherwise dominate the mean.
+PRIMARY_METRIC = {"classification": "accuracy", "binary": "auc", "multilabel": "macro_f1",
+                  "regression": "mae"}
+CONVENTIONS = ("delta_m", "delta_p")
+ALPHA = 0.05  # two-sided paired t-test over seeds
+CONFIDENCE = 0.95  # the Student-t interval of Δm over a group's runs
+FEW_RUNS = 3  # a group with fewer runs gets a warning where an interval is shown
+FEW_ROWS = 20  # a task with fewer labelled rows on the split gets a warning
+MAX_LABEL = 120  # characters of a group label
+TOLERANCE = 1e-9  # identical means differ by float round-off (1e-15), not by transfer
 
 
 @dataclasses.dataclass
@@ -47,8 +70,16 @@ class Comparison:
             `delta_m`, `delta_m_std`, `delta.<task>` terms, `negative_transfer`, `pareto`.
         metrics: the selected `task.metric` columns, in order.
         split: the split the metrics come from.
+            With baselines: `delta_m` (mean over the group's runs; Δp with
+            `convention="delta_p"`), `delta_m_std`, `delta_m_ci_low`/`_high` (95 % t-interval),
+            `delta_m_p`, `delta_n` (runs with a paired Δm), per task `delta.<task>` and
+            `delta.<task>_p`, `negative_transfer` (tasks worse than their baselines with
+            p < ALPHA) and `not_significant` (worse, but not significantly or from one run).
         notes: one-line remarks for the reader (tasks without a baseline, ...).
         per_run: the same columns for each run (before aggregation), index = run id.
+        warnings: one counted line per kind of weak statistic (few runs, few test rows).
+        convention: `delta_m` (lower is better) or `delta_p` (LibMTL's, higher is better).
+        delta_metrics: per task, the metrics that entered Δm.
     """
 
     frame: pd.DataFrame
@@ -56,6 +87,13 @@ class Comparison:
     split: str
     notes: list[str]
     per_run: pd.DataFrame
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    convention: str = "delta_m"
+    delta_metrics: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def delta_title(self) -> str:
+        return "Δp %" if self.convention == "delta_p" else "Δm %"
 
 
 def higher_is_better(metric: str) -> bool | None:
@@ -126,13 +164,25 @@ def data_signature(run: Run, task: str) -> tuple:
     return data + own
 
 
+def split_signature(run: Run, task: str) -> tuple:
+    """The split a run drew for `task`: its data, split seed (the recipe's seed unless
+    `data.split.seed` fixes it) and fold. Runs with the same signature saw the same rows."""
+    flat = run.flat_recipe()
+    blocks = [DATA_PREFIX] + ([f"tasks.{task}.data."] if any(
+        k.startswith(f"tasks.{task}.data.") for k in flat) else [])
+    seeds = tuple(format_value(run.seed if flat.get(f"{block}split.seed") is None
+                               else flat.get(f"{block}split.seed")) for block in blocks)
+    fold = flat.get("data.split.fold", run.info.get("fold"))
+    return data_signature(run, task) + (("split_seed", seeds), ("fold", format_value(fold)))
+
+
 def _finite_mean(values: Sequence[float]) -> float:
     finite = [v for v in values if isinstance(v, float) and math.isfinite(v)]
     return sum(finite) / len(finite) if finite else math.nan
 
 
 def task_delta(values: dict[str, float], baseline: dict[str, float]) -> float:
-    """1/M_t Σ_m (−1)^{h_m} (M − B) / B × 100 over the metrics with a known direction."""
+    """1/M_t Σ_m (−1)^{h_m} (M − B) / |B| × 100 over the metrics with a known direction."""
     terms = []
     for metric, value in values.items():
         higher = higher_is_better(metric)
@@ -143,50 +193,191 @@ def task_delta(values: dict[str, float], baseline: dict[str, float]) -> float:
     return float(np.mean(terms)) if terms else math.nan
 
 
-def delta_terms(runs: Sequence[Run], wide: pd.DataFrame, columns: Sequence[str]
-                ) -> tuple[pd.DataFrame, list[str]]:
+def primary_metric(run: Run, task: str) -> str | None:
+    """The metric of `task` that enters Δm by default: the recipe's `primary_metric`, else the
+    one of its type (`PRIMARY_METRIC`)."""
+    flat = run.flat_recipe()
+    chosen = flat.get(f"tasks.{task}.primary_metric")
+    return chosen if isinstance(chosen, str) else PRIMARY_METRIC.get(flat.get(f"tasks.{task}.type"))
+
+
+def delta_metrics_of(run: Run, task: str, available: Sequence[str], selected: Sequence[str] | None
+                     ) -> list[str]:
+    """The metrics of `task` that enter this run's Δm: the `--metric` selection when given,
+    else the primary metric, else (not in metrics.csv) the first one with a known direction."""
+    own = [c.split(".", 1)[1] for c in available if c.split(".", 1)[0] == task]
+    if selected is not None:
+        return [c.split(".", 1)[1] for c in selected if c.split(".", 1)[0] == task]
+    primary = primary_metric(run, task)
+    if primary in own:
+        return [primary]
+    return [m for m in own if higher_is_better(m) is not None][:1]
+
+
+def delta_terms(runs: Sequence[Run], wide: pd.DataFrame, columns: Sequence[str],
+                selected: Sequence[str] | None = None) -> tuple[pd.DataFrame, list[str],
+                                                               dict[str, list[str]]]:
     """Per run, the per-task Δ terms (`delta.<task>`) and their mean `delta_m`.
 
-    Baselines of task t are the `baseline:t` runs with the same data; B is their mean.
+    The baseline B of task t for a run is the mean over the `baseline:t` runs on the same
+    split (`split_signature`). A task with baselines on other splits only gets no term for that
+    run, and the run no Δm: pooling baselines of other splits would compare different test rows.
+
+    Args:
+        runs: every run, baselines included.
+        wide: `wide_metrics` of the runs (all columns).
+        columns: the `task.metric` columns of the table (their tasks are the tasks of Δm).
+        selected: the `--metric` selection, or None for one primary metric per task.
+
+    Returns:
+        The per-run frame, notes, and per task the metrics that entered Δm.
     """
     table = wide.to_dict(orient="index")  # plain dicts: this loop runs per run and task
-    by_task = {task: [c for c in columns if c.split(".", 1)[0] == task]
-               for task in dict.fromkeys(c.split(".", 1)[0] for c in columns)}
-    references: dict[tuple, list[str]] = {}
+    available = list(wide.columns)
+    tasks = list(dict.fromkeys(c.split(".", 1)[0] for c in columns))
+    on_split: dict[tuple, list[str]] = {}
+    same_data: set[tuple] = set()
     for run in runs:
         if is_baseline(run):
             task = run.role[len(BASELINE):]
-            references.setdefault((task, data_signature(run, task)), []).append(run.id)
+            on_split.setdefault((task, split_signature(run, task)), []).append(run.id)
+            same_data.add((task, data_signature(run, task)))
     means: dict[tuple, dict[str, float]] = {}
     terms: dict[str, dict[str, float]] = {}
+    used: dict[str, list[str]] = {}
     missing: set[str] = set()
+    unpaired: dict[str, list[str]] = {}
+    incomplete: set[str] = set()
+    incomparable: set[str] = set()
     for run in runs:
         if is_baseline(run):
             continue
-        for task, task_columns in by_task.items():
-            values = {c.split(".", 1)[1]: table[run.id][c] for c in task_columns}
+        for task in tasks:
+            metrics = delta_metrics_of(run, task, available, selected)
+            values = {m: table[run.id].get(f"{task}.{m}", math.nan) for m in metrics}
             if not any(math.isfinite(v) for v in values.values()):
                 continue  # this run has no such task
-            key = (task, data_signature(run, task))
-            if key not in references:
+            if (task, data_signature(run, task)) not in same_data:
                 missing.add(task)
                 continue
+            key = (task, split_signature(run, task))
+            if key not in on_split:
+                unpaired.setdefault(task, []).append(run.id)
+                incomplete.add(run.id)
+                continue
             if key not in means:
-                means[key] = {c.split(".", 1)[1]: _finite_mean([table[i][c]
-                                                                 for i in references[key]])
-                              for c in task_columns}
-            terms.setdefault(f"delta.{task}", {})[run.id] = task_delta(values, means[key])
+                means[key] = {c.split(".", 1)[1]: _finite_mean([table[i][c] for i in on_split[key]])
+                              for c in available if c.split(".", 1)[0] == task}
+            entered = used.setdefault(task, [])
+            entered.extend(m for m in metrics if m not in entered)
+            term = task_delta(values, means[key])
+            terms.setdefault(f"delta.{task}", {})[run.id] = term
+            if not math.isfinite(term):  # e.g. the baseline did not compute that metric
+                incomparable.add(task)
+                incomplete.add(run.id)
     out = pd.DataFrame(terms, index=wide.index, dtype=float)
-    notes = []
     delta_cols = list(out.columns)
+    notes = []
     if missing and delta_cols:
         notes.append(f"no baseline run with the same data for: {', '.join(sorted(missing))}; "
                      f"Δm averages the tasks that have one")
-    elif missing:
+    elif missing and not unpaired:
         notes.append("no Δm: it needs single-task runs (role baseline:<task>) on the same data; "
                      "train them with `mtl train --baselines`")
-    out["delta_m"] = out[delta_cols].mean(axis=1, skipna=True) if delta_cols else math.nan
-    return out, notes
+    if unpaired:
+        count = len(incomplete)
+        which = ", ".join(f"{t} in {len(ids)} run(s)" for t, ids in sorted(unpaired.items()))
+        notes.append(f"no baseline on the same split (data, split seed, fold) for {which}"
+                     f": {count} run(s) left without Δm (baselines of other splits are not "
+                     f"pooled); train them with `mtl train RECIPE --seeds N --baselines`")
+    if incomparable:
+        notes.append(f"no comparable baseline value (zero, missing or NaN) for "
+                     f"{', '.join(sorted(incomparable))} in some runs: those runs have no Δm")
+    if delta_cols:
+        delta = out[delta_cols].mean(axis=1, skipna=True)
+        delta[[i in incomplete for i in out.index]] = math.nan
+        out["delta_m"] = delta
+    else:
+        out["delta_m"] = math.nan
+    return out, notes, used
+
+
+# -- Student's t, in pure Python: importing scipy.stats would cost `mtl compare` seconds --------
+
+
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    """The continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny, c, d = 1e-300, 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    result = d
+    for m in range(1, 300):
+        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            result *= c * d
+        if abs(c * d - 1.0) < 1e-15:
+            break
+    return result
+
+
+def regularized_beta(a: float, b: float, x: float) -> float:
+    """I_x(a, b), the regularized incomplete beta function."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                     + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _beta_fraction(a, b, x) / a
+    return 1.0 - front * _beta_fraction(b, a, 1.0 - x) / b
+
+
+def t_two_sided_p(t: float, df: int) -> float:
+    """P(|T| ≥ |t|) for Student's t with `df` degrees of freedom."""
+    return regularized_beta(df / 2.0, 0.5, df / (df + t * t))
+
+
+@functools.lru_cache(maxsize=256)  # groups of a table mostly share their n
+def t_quantile(probability: float, df: int) -> float:
+    """The t with P(T ≤ t) = `probability` (> 0.5), by bisection on the two-sided tail."""
+    tail, low, high = 2.0 * (1.0 - probability), 0.0, 1e8
+    for _ in range(200):
+        middle = (low + high) / 2.0
+        low, high = (middle, high) if t_two_sided_p(middle, df) > tail else (low, middle)
+    return (low + high) / 2.0
+
+
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE
+               ) -> tuple[float, float, float, float]:
+    """Mean, std (ddof 1), and the Student-t interval of the mean of the finite `values`
+    (NaN where fewer than two)."""
+    finite = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
+    if finite.size == 0:
+        return math.nan, math.nan, math.nan, math.nan
+    mean = float(finite.mean())
+    if finite.size < 2:
+        return mean, math.nan, math.nan, math.nan
+    std = float(finite.std(ddof=1))
+    half = t_quantile(0.5 + confidence / 2, finite.size - 1) * std / math.sqrt(finite.size)
+    return mean, std, mean - half, mean + half
+
+
+def paired_p_value(values: Sequence[float]) -> float:
+    """Two-sided p of a paired t-test over runs: the per-run paired terms against 0.
+
+    NaN for fewer than two runs; 0 when every run differs by the same non-zero amount.
+    """
+    finite = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
+    if finite.size < 2:
+        return math.nan
+    if np.allclose(finite, finite[0], rtol=0, atol=TOLERANCE):
+        return 0.0 if abs(finite[0]) > TOLERANCE else 1.0
+    t = float(finite.mean() / (finite.std(ddof=1) / math.sqrt(finite.size)))
+    return t_two_sided_p(t, finite.size - 1)
 
 
 # -- Pareto front ---------------------------------------------------------------------------
@@ -264,11 +455,45 @@ def diff_table(runs: Sequence[Run]) -> pd.DataFrame:
     return frame
 
 
+def recipe_name(run: Run) -> str:
+    return str(run.info.get("recipe_name") or run.recipe.get("name") or "")
+
+
+def user_keys(run: Run) -> set[str]:
+    """The recipe keys the user set on the command line (`--set`, recorded in run.json)."""
+    keys = set()
+    for item in run.info.get("overrides") or []:
+        key = str(item).partition("=")[0].strip()
+        if key:
+            keys.add(key)
+    return keys
+
+
+def label_keys(firsts: Sequence[Run], everyone: Sequence[Run]) -> list[str]:
+    """The keys that name the groups of one recipe (one run of each group in `firsts`): the
+    varying keys the user set (`--set`), else those without derived `null` defaults, else all
+    varying keys — the first of these that tells the groups apart."""
+    varying = varying_keys(firsts)
+    set_keys = set().union(*(user_keys(run) for run in everyone)) if everyone else set()
+    by_user = [k for k in varying if any(k == s or k.startswith(f"{s}.") for s in set_keys)]
+    flats = [run.flat_recipe() for run in firsts]
+    no_nulls = [k for k in varying if all(flat.get(k) is not None for flat in flats)]
+    for keys in (by_user, no_nulls):
+        values = {tuple(format_value(flat.get(k)) for k in keys) for flat in flats}
+        if keys and len(values) == len(flats):
+            return keys
+    return varying
+
+
 def _labels(groups: list[list[Run]], group_by: Sequence[str] | None) -> list[str]:
     if group_by and group_by[0] in NO_GROUPS:
         return [g[0].id for g in groups]
-    varying = {role: varying_keys([g[0] for g in groups if g[0].role == role])
-               for role in {g[0].role for g in groups}} if not group_by else {}
+    several = len({recipe_name(g[0]) for g in groups}) > 1
+    keys: dict[tuple[str, str], list[str]] = {}
+    if not group_by:
+        for cluster in dict.fromkeys((recipe_name(g[0]), g[0].role) for g in groups):
+            members = [g for g in groups if (recipe_name(g[0]), g[0].role) == cluster]
+            keys[cluster] = label_keys([g[0] for g in members], [r for g in members for r in g])
     labels = []
     for group in groups:
         run = group[0]
@@ -276,52 +501,92 @@ def _labels(groups: list[list[Run]], group_by: Sequence[str] | None) -> list[str
             parts = [f"{k}={format_value(run.fields().get(k))}" for k in group_by]
         else:
             flat = run.flat_recipe()
-            parts = [f"{k}={format_value(flat.get(k))}" for k in varying[run.role]]
+            parts = [f"{k}={format_value(flat.get(k))}"
+                     for k in keys[(recipe_name(run), run.role)]]
         if is_baseline(run):
             parts.insert(0, run.role)
-        labels.append(", ".join(parts) or str(run.recipe.get("name") or run.id))
+        text = ", ".join(parts)
+        if several and not group_by:
+            text = f"{recipe_name(run)}: {text}" if text else recipe_name(run)
+        label = text or recipe_name(run) or run.id
+        labels.append(label if len(label) <= MAX_LABEL else label[:MAX_LABEL - 1] + "…")
     return labels
+
+
+def _grouped(runs: Sequence[Run], group_by: Sequence[str] | None) -> list[list[Run]]:
+    """The groups in order: by recipe first (the order recipes first appear), then by the
+    first run of each group."""
+    order: dict[tuple, list[Run]] = {}
+    for run, key in zip(runs, group_keys(runs, group_by)):
+        order.setdefault(key, []).append(run)
+    groups = list(order.values())
+    if group_by:
+        return groups
+    recipes = list(dict.fromkeys(recipe_name(g[0]) for g in groups))
+    return sorted(groups, key=lambda g: recipes.index(recipe_name(g[0])))
+
+
+def _delta_summary(part: pd.DataFrame, delta_cols: Sequence[str], sign: float) -> dict[str, Any]:
+    """A group's Δm: mean, std, 95 % interval, p, and the tasks with negative transfer."""
+    mean, std, low, high = t_interval((sign * part["delta_m"]).tolist())
+    row: dict[str, Any] = {"delta_m": mean, "delta_m_std": std, "delta_m_ci_low": low,
+                           "delta_m_ci_high": high,
+                           "delta_m_p": paired_p_value(part["delta_m"].tolist()),
+                           "delta_n": int(part["delta_m"].notna().sum())}
+    worse, unsure = [], []
+    for column in delta_cols:
+        values = part[column].tolist()  # Δm convention here: positive is worse
+        task = column[len("delta."):]
+        term = _finite_mean(values)
+        p_value = paired_p_value(values)
+        row[column] = sign * term if math.isfinite(term) else math.nan
+        row[f"{column}_p"] = p_value
+        if math.isfinite(term) and term > TOLERANCE:
+            (worse if math.isfinite(p_value) and p_value < ALPHA else unsure).append(task)
+    row["negative_transfer"] = worse
+    row["not_significant"] = unsure
+    return row
 
 
 # -- the table ------------------------------------------------------------------------------
 
 
 def compare(runs: Sequence[Run], split: str = "test", metrics: Sequence[str] = (),
-            group_by: Sequence[str] | None = None, references: Sequence[Run] = ()
-            ) -> Comparison:
+            group_by: Sequence[str] | None = None, references: Sequence[Run] = (),
+            convention: str = "delta_m") -> Comparison:
     """Builds the comparison table of `runs` on `split`.
 
     Args:
         runs: runs to compare, baselines among them (they are rows too, and the references
             of Δm).
         split: `test`, `validation` or `train`.
-        metrics: `--metric` requests (`task.metric`, a task, or a metric); default: all.
+        metrics: `--metric` requests (`task.metric`, a task, or a metric); default: all
+            columns, and one primary metric per task in Δm.
         group_by: recipe keys to group on; None groups runs that differ only in their seed;
             `["none"]` gives one row per run.
         references: more baseline runs, used for Δm but not shown as rows.
+        convention: `delta_m` (lower is better) or `delta_p` (LibMTL's Δp = −Δm, higher is
+            better); the columns keep their names.
 
     Returns:
-        A Comparison. Groups come in the order of their first run.
+        A Comparison. Groups come by recipe, then in the order of their first run.
     """
+    if convention not in CONVENTIONS:
+        raise UsageError(f"--convention takes {' or '.join(CONVENTIONS)}. Received: {convention!r}")
+    sign = -1.0 if convention == "delta_p" else 1.0
     runs = list(runs)
     ids = {run.id for run in runs}
     everything = runs + [r for r in references if r.id not in ids and is_baseline(r)]
     wide = wide_metrics(everything, split)
     shown = wide.loc[[run.id for run in runs]]
     columns = select_metrics([c for c in wide.columns if shown[c].notna().any()], metrics)
-    wide = wide[columns]
-    deltas, notes = delta_terms(everything, wide, columns)
-    per_run = pd.concat([wide, deltas], axis=1).loc[[run.id for run in runs]]
+    deltas, notes, used = delta_terms(everything, wide, columns, columns if metrics else None)
+    per_run = pd.concat([wide[columns], sign * deltas], axis=1).loc[[run.id for run in runs]]
     delta_cols = [c for c in deltas.columns if c.startswith("delta.")]
     has_delta = bool(delta_cols)
 
-    keys = group_keys(runs, group_by)
-    order: dict[tuple, list[Run]] = {}
-    for run, key in zip(runs, keys):
-        order.setdefault(key, []).append(run)
-    groups = list(order.values())
+    groups = _grouped(runs, group_by)
     labels = _labels(groups, group_by)
-
     rows = []
     for label, group in zip(labels, groups):
         ids = [run.id for run in group]
@@ -334,12 +599,8 @@ def compare(runs: Sequence[Run], split: str = "test", metrics: Sequence[str] = (
             row[column] = part[column].mean()
             row[f"{column}_std"] = part[column].std(ddof=1) if len(group) > 1 else math.nan
         if has_delta:
-            row["delta_m"] = part["delta_m"].mean()
-            row["delta_m_std"] = part["delta_m"].std(ddof=1) if len(group) > 1 else math.nan
-            for column in delta_cols:
-                row[column] = part[column].mean()
-            # a tolerance: identical means differ by float round-off (1e-15), not by transfer
-            row["negative_transfer"] = [c[len("delta."):] for c in delta_cols if row[c] > 1e-9]
+            # the test and its sign work on Δm (positive: worse); only the shown values flip
+            row.update(_delta_summary(sign * part[["delta_m", *delta_cols]], delta_cols, sign))
         rows.append(row)
     frame = pd.DataFrame(rows)
 
@@ -351,7 +612,36 @@ def compare(runs: Sequence[Run], split: str = "test", metrics: Sequence[str] = (
         higher = [bool(higher_is_better(c.split(".", 1)[1])) for c in objectives]
         mask = pareto_front(frame.loc[candidates, objectives].to_numpy(), higher)
         frame.loc[candidates, "pareto"] = mask
-    return Comparison(frame, columns, split, notes, per_run)
+    warnings = weak_statistics(frame, runs, split, has_delta)
+    return Comparison(frame, columns, split, notes, per_run, warnings, convention, used)
+
+
+def weak_statistics(frame: pd.DataFrame, runs: Sequence[Run], split: str, has_delta: bool
+                    ) -> list[str]:
+    """One counted line per kind of statistic that means little: groups of fewer than
+    FEW_RUNS runs shown with a std or interval, tasks with fewer than FEW_ROWS labelled rows on
+    the split (metrics.csv's `n`)."""
+    warnings = []
+    few = frame[(frame["n"] >= 2) & (frame["n"] < FEW_RUNS)] if len(frame) else frame
+    if len(few):
+        shown = "± std and 95 % interval" if has_delta else "± std"
+        warnings.append(f"{len(few)} group(s) have fewer than {FEW_RUNS} runs (n = "
+                        f"{', '.join(sorted({str(int(n)) for n in few['n']}))}): their {shown} "
+                        f"rest on too few seeds; train more with --seeds")
+    small: dict[str, dict[str, int]] = {}  # task → run id → n
+    for run in runs:
+        for row in run.metrics:
+            if row.split == split and row.n is not None and row.n < FEW_ROWS:
+                small.setdefault(row.task, {})[run.id] = row.n
+    if small:
+        parts = []
+        for task, found in small.items():
+            low, high = min(found.values()), max(found.values())
+            parts.append(f"{task} in {len(found)} run(s) (n = {low}"
+                         f"{f'-{high}' if high > low else ''})")
+        warnings.append(f"fewer than {FEW_ROWS} labelled {split} rows for {', '.join(parts)}: "
+                        f"metrics on so few rows change a lot from one split to the next")
+    return warnings
 
 
 def sort_frame(comparison: Comparison, column: str, reverse: bool = False) -> pd.DataFrame:
@@ -361,9 +651,12 @@ def sort_frame(comparison: Comparison, column: str, reverse: bool = False) -> pd
         UsageError: the column is not in the table.
     """
     frame = comparison.frame
-    sortable = [c for c in frame.columns if c != "runs" and not c.endswith("_std")]
+    lists = ("runs", "negative_transfer", "not_significant")
+    sortable = [c for c in frame.columns if c not in lists
+                and not c.endswith(("_std", "_p", "_ci_low", "_ci_high"))]
     if column not in frame.columns:
-        aliases = {"delta": "delta_m", "Δm": "delta_m", "dm": "delta_m"}
+        aliases = {"delta": "delta_m", "Δm": "delta_m", "dm": "delta_m", "delta_p": "delta_m",
+                   "Δp": "delta_m"}
         column = aliases.get(column, column)
     if column not in frame.columns:
         hits = [c for c in comparison.metrics if c.split(".", 1)[1] == column]
@@ -374,6 +667,8 @@ def sort_frame(comparison: Comparison, column: str, reverse: bool = False) -> pd
     ascending = True
     if "." in column and column in comparison.metrics:
         ascending = not bool(higher_is_better(column.split(".", 1)[1]))
+    if column == "delta_m" and comparison.convention == "delta_p":
+        ascending = False  # Δp: higher is better
     if reverse:
         ascending = not ascending
     return frame.sort_values(column, ascending=ascending, na_position="last", kind="stable")

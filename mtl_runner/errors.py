@@ -25,6 +25,36 @@ def received(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+MAX_NAMES_SHOWN = 20  # column names listed in one message
+MAX_NAME_CHARS = 40  # characters of one shown name
+
+
+def shown_name(name: Any, width: int = MAX_NAME_CHARS) -> str:
+    """A column name as a message shows it: quoted, control characters escaped, shortened."""
+    text = repr(str(name))[1:-1]
+    return repr(text if len(text) <= width else text[: width - 3] + "...")
+
+
+def names_can_be_shown(columns: Iterable[Any], rows: int) -> bool:
+    """Whether a file's column names may appear in a message: only when it parsed as a table.
+
+    A file that is not one (`/proc/self/environ`, a key file, a note) still parses as a
+    one-column CSV whose "column name" is its first line; echoing it would print secrets.
+    A table here has at least two columns and a data row, and names that are short, printable
+    text.
+    """
+    names = list(columns)
+    return (len(names) >= 2 and rows >= 1
+            and all(isinstance(n, str) and n.isprintable() and 0 < len(n) <= 200 for n in names))
+
+
+def column_list(columns: Iterable[Any], limit: int = MAX_NAMES_SHOWN) -> str:
+    """At most `limit` column names, each shortened, for a hint: "'a', 'b', ... (30 in all)"."""
+    names = list(columns)
+    text = ", ".join(shown_name(n) for n in names[:limit])
+    return text + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
 @dataclasses.dataclass(frozen=True)
 class Problem:
     """One thing wrong with a recipe: where it is, what is wrong, and how to fix it.

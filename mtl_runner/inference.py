@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -67,24 +67,35 @@ class TrainedRun:
         """Model inputs for the rows of `frame`, encoded with the run's feature statistics.
 
         Raises:
-            UsageError: a feature column the model needs is missing.
+            UsageError: a feature column the model needs is missing, or its cells are not of
+                the kind it had in training (see `read_table`).
         """
         if self.spec is None:
             return {"image": self._images(frame)}
+        from mtl_runner.data.kinds import derived_columns, settle_like
+
         needed = [*self.spec.numeric, *self.spec.categorical]
-        absent = [c for c in needed if c not in frame.columns]
+        raw = {name: column for column, choice in (self.recipe.data.columns or {}).items()
+               for name in derived_columns(column, choice)}  # date parts come from one column
+        needed = list(dict.fromkeys(raw.get(c, c) for c in needed))
+        absent = [c for c in needed if c not in frame.columns
+                  and not any(raw.get(n) == c and n in frame.columns for n in raw)]
         if absent:
             raise UsageError(f"the data lacks feature column(s) the model was trained on: "
                              f"{', '.join(absent)}. Needed: {', '.join(needed)}")
-        return feature_arrays(frame, self.spec)
+        settled = settle_like(frame, self.recipe.data, self.spec)  # read_table warned already
+        if settled.problems:
+            raise UsageError(problem_lines(settled.problems))
+        return feature_arrays(settled.frame, self.spec)
 
     def _images(self, frame: pd.DataFrame) -> np.ndarray:
         from mtl_runner.data.images import load_images
+        from mtl_runner.errors import column_list
 
         column = self.recipe.data.image.column if self.recipe.data.image else "image"
         if column not in frame.columns:
             raise UsageError(f"the data has no image column '{column}'. "
-                             f"Columns: {', '.join(map(str, frame.columns))}")
+                             f"Columns: {column_list(frame.columns)}")
         images, failures = load_images(frame[column], self.image_shape)
         if failures:
             more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
@@ -96,10 +107,42 @@ class TrainedRun:
         return [name for name, task in self.tasks.items()
                 if all(c in frame.columns for c in task.label_columns())]
 
-    def labels(self, frame: pd.DataFrame) -> dict[str, EncodedLabels]:
-        """Encoded labels of every task whose label columns `frame` has (stored encodings)."""
-        return {name: self.tasks[name].encode(frame, self.infos[name])
-                for name in self.labelled_tasks(frame)}
+    def labels(self, frame: pd.DataFrame, warn: Callable[[str], None] | None = None
+               ) -> dict[str, EncodedLabels]:
+        """Encoded labels of every task whose label columns `frame` has (stored encodings).
+
+        Raises:
+            UsageError: labels the run cannot encode (a class it never saw, a word in a
+                regression column), unless the run's recipe reads them as missing
+                (`data.bad_cells: missing`): then those rows are left out, and `warn` says how many.
+        """
+        from mtl_runner.data.kinds import shown
+
+        warn = warn or _warn
+        encoded, problems = {}, []
+        for name in self.labelled_tasks(frame):
+            labels = self.tasks[name].encode(frame, self.infos[name])
+            rows, values, what = self.tasks[name].unknown_labels(frame, self.infos[name])
+            if rows.any():
+                count = f"{int(rows.sum())} of {len(frame)} rows"
+                if self.recipe.data.bad_cells == "missing":
+                    labels.mask = np.where(rows, 0.0, labels.mask).astype("float32")
+                    warn(f"task '{name}': {count} left out: labels {what} ({shown(values)})")
+                else:
+                    problems.append(f"task '{name}': {count} have labels that are {what}. "
+                                    f"Received: {shown(values)}. Remove or fix those rows; a "
+                                    "row the run cannot score is not dropped silently")
+            encoded[name] = labels
+        if problems:
+            raise UsageError("\n".join(problems))
+        return encoded
+
+    def unscored(self, frame: pd.DataFrame, metrics: pd.DataFrame) -> dict[str, str]:
+        """Why each task without metrics was not scored."""
+        labelled = set(self.labelled_tasks(frame))
+        return {name: ("the data holds its label column(s) but no label in them" if name in labelled
+                       else f"no label column {', '.join(task.label_columns())} in the data")
+                for name, task in self.tasks.items() if name not in set(metrics["task"])}
 
     # -- using the model -------------------------------------------------------------------
     def outputs(self, frame: pd.DataFrame, batch_size: int = 256) -> dict[str, np.ndarray]:
@@ -108,13 +151,14 @@ class TrainedRun:
 
         return predict(self.model, self.inputs(frame), batch_size)
 
-    def score(self, frame: pd.DataFrame, split: str, batch_size: int = 256) -> pd.DataFrame:
+    def score(self, frame: pd.DataFrame, split: str, batch_size: int = 256,
+              warn: Callable[[str], None] | None = None) -> pd.DataFrame:
         """Metrics of every labelled task on `frame`, as metrics.csv rows (split = `split`).
 
         Raises:
             UsageError: the data holds no label column of any task.
         """
-        labels = self.labels(frame)
+        labels = self.labels(frame, warn)
         if not labels:
             wanted = "; ".join(f"{n}: {', '.join(t.label_columns())}" for n, t in self.tasks.items())
             raise UsageError(f"the data has no label column of any task, so there is nothing "
@@ -153,6 +197,12 @@ class TrainedRun:
         return pd.DataFrame(columns, index=frame.index)
 
 
+def _warn(message: str) -> None:
+    import click
+
+    click.echo(f"Warning: {message}", err=True)
+
+
 def decode(task: TaskType, output: np.ndarray, info: dict[str, Any],
            probabilities: str = "top") -> dict[str, np.ndarray]:
     """One task's model output as named prediction columns (see `TrainedRun.predict`)."""
@@ -189,11 +239,17 @@ def load_model(path: str | Path):
     import keras
 
     from mtl_runner.models import layers, metrics, mixing  # noqa: F401  (register "mtl>..." objects)
+    from mtl_runner.models.safety import code_layers, unsafe_model_message
 
+    unsafe = code_layers(path)
+    if unsafe:
+        raise RunError(unsafe_model_message(path, unsafe))
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except (OSError, ValueError) as error:
-        raise RunError(f"cannot load the model {path}: {error}") from None
+    except Exception as error:  # noqa: BLE001 - zipfile, h5py and Keras raise many kinds
+        first = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+        raise RunError(f"cannot load the model {path}: {type(error).__name__}"
+                       f"{': ' + first if first else ''}") from None
 
 
 def load_trained(ref: str, results: str | Path) -> TrainedRun:
@@ -229,14 +285,19 @@ def load_trained(ref: str, results: str | Path) -> TrainedRun:
     return TrainedRun(run, info, recipe, tasks, infos, spec)
 
 
-def read_table(path: str | Path, trained: TrainedRun) -> pd.DataFrame:
+def read_table(path: str | Path, trained: TrainedRun,
+               warn: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Reads new data: a .csv, .parquet or .npz file, or a folder of class subfolders of images.
 
-    The run's data settings that concern reading (the image column, npz image arrays) apply.
+    The run's data settings that concern reading apply (the image column, npz image arrays,
+    csv options, `columns` and `bad_cells`), and every feature column must have the kind it had
+    in training (`mtl_runner.data.kinds.settle_like`).
 
     Raises:
-        UsageError: the file is missing or of an unknown kind.
+        UsageError: the file is missing or of an unknown kind, or a feature column's cells are
+            not of its trained kind (a word in a numeric column).
     """
+    from mtl_runner.data.kinds import settle_like
     from mtl_runner.data.sources import SourceError, read_source
 
     path = Path(path)
@@ -252,10 +313,31 @@ def read_table(path: str | Path, trained: TrainedRun) -> pd.DataFrame:
     data = trained.recipe.data.model_copy(update={"source": source, "path": str(path), "name": None})
     if source == "image_dir" and data.image is None:
         raise UsageError(f"{path} is a folder, but run {trained.run.run_id} takes table features")
+    if source != "csv":
+        data = data.model_copy(update={"csv": None})
     try:
-        return read_source(data)
+        frame = read_source(data)
     except SourceError as error:
-        raise UsageError(error.format_message()) from None
+        hint = f" {error.hint}" if getattr(error, "hint", "") else ""
+        if error.key[1:2] == ("csv",):
+            sep = data.csv.sep if data.csv else ","
+            hint = (f" Save it separated by {sep!r}, as the data run {trained.run.run_id} "
+                    "trained on.")
+        raise UsageError(error.format_message() + hint) from None
+    if trained.spec is None:
+        return frame
+    settled = settle_like(frame, data, trained.spec)
+    if settled.problems:
+        raise UsageError(problem_lines(settled.problems, f"{path}: "))
+    for note in settled.notes:
+        (warn or _warn)(f"{path}: {note}")
+    return frame  # as read: --keep copies the columns as written; inputs() converts them
+
+
+def problem_lines(problems, prefix: str = "") -> str:
+    """`KindProblem`s as `Error:` lines: message, what was received, what to do."""
+    return "\n".join(f"{prefix}{p.message}" + (f". Received: {p.received}" if p.received else "")
+                     + (f". {p.hint}" if p.hint else "") for p in problems)
 
 
 def serving_info(trained: TrainedRun) -> dict[str, Any]:
@@ -285,13 +367,22 @@ def serving_info(trained: TrainedRun) -> dict[str, Any]:
             "outputs": outputs}
 
 
-def export_model(trained: TrainedRun, target: str | Path, fmt: str) -> Path:
+def export_paths(target: str | Path, fmt: str) -> list[Path]:
+    """What an export writes: the SavedModel folder, or the .keras file and its NAME.mtl.json."""
+    target = Path(target)
+    return [target] if fmt == "savedmodel" else [target, target.with_name(target.stem + ".mtl.json")]
+
+
+def export_model(trained: TrainedRun, target: str | Path, fmt: str,
+                 overwrite: bool = False) -> Path:
     """Writes the run's model as a SavedModel folder or a .keras file, with mtl.json.
 
     Args:
         trained: the run.
-        target: the folder (savedmodel) or file (keras) to create; it must not exist.
+        target: the folder (savedmodel) or file (keras) to create; it must not exist (nor,
+            for keras, its NAME.mtl.json) unless `overwrite`.
         fmt: "savedmodel" or "keras".
+        overwrite: replace what an earlier export wrote there.
 
     Returns:
         The path written.
@@ -307,8 +398,10 @@ def export_model(trained: TrainedRun, target: str | Path, fmt: str) -> Path:
     from mtl_runner.results.run_dir import atomic_write
 
     target = Path(target)
-    if target.exists():
-        raise UsageError(f"{target} exists already; remove it or give another --output")
+    existing = [p for p in export_paths(target, fmt) if p.exists() or p.is_symlink()]
+    if existing and not overwrite:
+        raise UsageError(f"{existing[0]} exists already; remove it, give another --output, or "
+                         f"add --overwrite to replace it")
     if fmt == "keras" and target.suffix != ".keras":
         raise UsageError(f"a Keras export is a file ending in .keras. Received: {target}")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -320,11 +413,23 @@ def export_model(trained: TrainedRun, target: str | Path, fmt: str) -> Path:
         atomic_write(target.with_name(target.stem + ".mtl.json"), description)
         return target
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(2)}.tmp")
+    old = None
     try:
         trained.model.export(str(temporary), format="tf_saved_model", verbose=False)
         (temporary / "assets.extra").mkdir(exist_ok=True)
         atomic_write(temporary / "assets.extra" / "mtl.json", description)
-        os.replace(temporary, target)  # the folder appears whole, or not at all
+        if target.exists():  # --overwrite: the old export moves aside until the new one is in
+            old = target.with_name(f".{target.name}.{secrets.token_hex(2)}.old")
+            os.replace(target, old)
+        try:
+            os.replace(temporary, target)  # the folder appears whole, or not at all
+        except OSError:
+            if old is not None:
+                os.replace(old, target)
+                old = None
+            raise
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
     return target

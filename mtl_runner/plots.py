@@ -1,13 +1,21 @@
-"""The figure `mtl compare --plot FILE.png` writes (matplotlib, Agg backend, no TensorFlow).
+"""The figures `mtl compare --plot FILE.png` and `mtl show --plot FILE.png` write (matplotlib,
+Agg backend, no TensorFlow).
 
-One figure, one panel per task with its validation loss per epoch (mean over the seeds of a
-group, the band ± one std), then one bar panel per compared metric and one for Δm, with
-error bars over seeds. Colours are the same group in every panel; the legend is below.
+Compare: one panel per task with its validation loss per epoch (mean over the seeds of a group,
+only over the epochs every run of the group reached; the band ± one std), then one bar panel
+per compared metric and one for Δm (error bars: ± std over seeds; for Δm its 95 % interval).
+Bars start at zero, x labels name the groups, colours are the same group in every panel, and
+the legend below holds the full labels; the figure's size is bounded.
+
+Show: per task, one panel per unit (loss; scores such as accuracy or R²; errors in the data's
+units such as MAE; squared errors), the gradient telemetry when logged, task weights only when
+they change, and the restored (best) epoch marked.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -18,6 +26,11 @@ from mtl_runner.compare import BASELINE, Comparison
 from mtl_runner.results.reader import Run
 
 PANEL_WIDTH, PANEL_HEIGHT, MAX_COLUMNS = 4.2, 3.0, 4
+MAX_WIDTH, MAX_HEIGHT = 16.8, 16.0  # inches: 2520 × 2400 px at 150 dpi, whatever the folder
+TICK_CHARACTERS, LEGEND_LINES = 22, 40
+UNITS = {"loss": "loss", "mae": "error (data units)", "rmse": "error (data units)",
+         "mse": "squared error"}  # anything else is a unitless score (accuracy, AUC, F1, R²)
+TELEMETRY = ("grad_cosine", "grad_conflict")
 
 
 def read_history(run: Run) -> pd.DataFrame | None:
@@ -47,7 +60,8 @@ def curve_column(history: pd.DataFrame, task: str, only_task: bool = False) -> s
 
 
 def mean_curve(histories: Sequence[pd.DataFrame], column: str) -> pd.DataFrame:
-    """Mean and std of `column` per epoch over the histories that have it."""
+    """Mean and std of `column` per epoch over the histories that have it, only at the epochs
+    every one of them reached (a run that stopped early does not bend the mean)."""
     parts = []
     for history in histories:
         if column in history.columns:
@@ -55,24 +69,35 @@ def mean_curve(histories: Sequence[pd.DataFrame], column: str) -> pd.DataFrame:
             parts.append(pd.Series(values.to_numpy(), index=range(1, len(values) + 1)))
     if not parts:
         return pd.DataFrame(columns=["mean", "std"])
-    stacked = pd.concat(parts, axis=1)
+    stacked = pd.concat(parts, axis=1).dropna(how="any")
     return pd.DataFrame({"mean": stacked.mean(axis=1), "std": stacked.std(axis=1, ddof=1)})
 
 
-def plot_comparison(comparison: Comparison, runs: Sequence[Run], output: str | Path,
-                    warn: Callable[[str], None] | None = None) -> Path:
-    """Writes the comparison figure to `output` (the format follows the suffix: png, pdf, svg).
+def short(text: str, width: int = TICK_CHARACTERS, lines: int = 3) -> str:
+    """`text` wrapped to `lines` lines of `width` characters, cut with … if longer."""
+    if lines == 1:
+        return text if len(text) <= width else text[:width - 1] + "…"
+    wrapped = textwrap.wrap(text, width, break_long_words=True) or [""]
+    if len(wrapped) > lines:
+        wrapped = wrapped[:lines]
+        wrapped[-1] = wrapped[-1][:width - 1] + "…"
+    return "\n".join(wrapped)
+
+
+def comparison_figure(comparison: Comparison, runs: Sequence[Run],
+                      warn: Callable[[str], None] | None = None):
+    """The comparison figure (a matplotlib Figure; the caller saves and closes it).
 
     Args:
         comparison: what `mtl_runner.compare.compare` returned for `runs`.
         runs: the runs behind it (their history.csv gives the learning curves).
-        output: the image file.
         warn: called with one line for each history that cannot be read.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     frame = comparison.frame
     tasks = list(dict.fromkeys(c.split(".", 1)[0] for c in comparison.metrics))
@@ -92,11 +117,17 @@ def plot_comparison(comparison: Comparison, runs: Sequence[Run], output: str | P
     panels = [("curve", t) for t in tasks] + [("bar", c) for c in bars]
     columns = max(1, min(MAX_COLUMNS, len(panels)))
     rows = max(1, math.ceil(len(panels) / columns))
+    width = min(MAX_WIDTH, PANEL_WIDTH * columns)
+    legend_columns = 1 if len(frame) <= 12 else 2
+    legend_lines = min(LEGEND_LINES, math.ceil(len(frame) / legend_columns))
+    height = min(MAX_HEIGHT, PANEL_HEIGHT * rows + 0.6 + 0.18 * legend_lines)
     figure, axes = plt.subplots(rows, columns, squeeze=False, layout="constrained",
-                                figsize=(PANEL_WIDTH * columns,
-                                         PANEL_HEIGHT * rows + 0.25 * len(frame) + 0.3))
+                                figsize=(width, height))
     colours = plt.get_cmap("tab10" if len(frame) <= 10 else "tab20")
     positions = np.arange(len(frame))
+    crowded = len(frame) > 4  # rotated one-line labels; a few groups get up to three lines
+    ticks = [short(f"{i + 1}. {label}", lines=1 if crowded else 3)
+             for i, label in enumerate(frame["label"])]
 
     for axis, (kind, name) in zip(axes.flat, panels):
         if kind == "curve":
@@ -117,98 +148,176 @@ def plot_comparison(comparison: Comparison, runs: Sequence[Run], output: str | P
                                       color=colours(i % colours.N), alpha=0.2, lw=0)
             kind_of_loss = "validation" if (column_used or "").startswith("val_") else "training"
             axis.set_title(f"{name}: {kind_of_loss} loss")
-            axis.set_xlabel("epoch")
+            axis.set_xlabel("epoch (mean over the epochs all seeds reached)", fontsize=7)
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
             axis.grid(alpha=0.3)
+            continue
+        means = frame[name].to_numpy(dtype=float)
+        if name == "delta_m" and "delta_m_ci_low" in frame:
+            errors = np.vstack([means - frame["delta_m_ci_low"].to_numpy(dtype=float),
+                                frame["delta_m_ci_high"].to_numpy(dtype=float) - means])
+        elif f"{name}_std" in frame:
+            errors = frame[f"{name}_std"].to_numpy(dtype=float)[None, :].repeat(2, axis=0)
         else:
-            means = frame[name].to_numpy(dtype=float)
-            std_column = f"{name}_std"
-            errors = frame[std_column].to_numpy(dtype=float) if std_column in frame else None
-            bar_colours = [colours(i % colours.N) for i in range(len(frame))]
-            hatches = ["//" if str(role).startswith(BASELINE) else "" for role in frame["role"]]
-            drawn = axis.bar(positions, np.nan_to_num(means), color=bar_colours,
-                             edgecolor="black", linewidth=0.5)
-            for patch, hatch, value in zip(drawn.patches, hatches, means):
-                patch.set_hatch(hatch)
-                if not np.isfinite(value):
-                    patch.set_visible(False)
-            if errors is not None:
-                shown = np.isfinite(means) & np.isfinite(errors)
-                if shown.any():
-                    axis.errorbar(positions[shown], means[shown], yerr=errors[shown], fmt="none",
-                                  ecolor="black", capsize=3, lw=1)
-            axis.set_title("Δm (%), lower is better" if name == "delta_m"
-                           else f"{name} ({comparison.split})")
-            axis.set_xticks(positions, [str(i + 1) for i in range(len(frame))])
-            if name == "delta_m":
-                axis.axhline(0, color="black", lw=0.8)
-            finite = means[np.isfinite(means)]
-            if name != "delta_m" and finite.size and finite.min() > 0:
-                spread = finite.max() - finite.min()
-                low = max(0.0, finite.min() - max(spread, 0.05 * finite.max()))
-                axis.set_ylim(bottom=low)
-            axis.grid(axis="y", alpha=0.3)
+            errors = np.full((2, len(frame)), np.nan)
+        bar_colours = [colours(i % colours.N) for i in range(len(frame))]
+        hatches = ["//" if str(role).startswith(BASELINE) else "" for role in frame["role"]]
+        drawn = axis.bar(positions, np.nan_to_num(means), color=bar_colours,
+                         edgecolor="black", linewidth=0.5)
+        for patch, hatch, value in zip(drawn.patches, hatches, means):
+            patch.set_hatch(hatch)
+            if not np.isfinite(value):
+                patch.set_visible(False)
+        shown = np.isfinite(means) & np.all(np.isfinite(errors), axis=0)
+        if shown.any():
+            axis.errorbar(positions[shown], means[shown], yerr=errors[:, shown], fmt="none",
+                          ecolor="black", capsize=3, lw=1)
+        if name == "delta_m":
+            better = "higher" if comparison.convention == "delta_p" else "lower"
+            axis.set_title(f"{comparison.delta_title}, {better} is better (95 % CI)")
+            axis.axhline(0, color="black", lw=0.8)
+        else:
+            axis.set_title(f"{name} ({comparison.split})")
+        axis.set_xticks(positions, ticks, rotation=40 if crowded else 0,
+                        ha="right" if crowded else "center", rotation_mode="anchor", fontsize=7)
+        finite = means[np.isfinite(means)]
+        if not finite.size or finite.min() >= 0:
+            axis.set_ylim(bottom=0)  # a bar's length is its value: never cut the axis
+        axis.grid(axis="y", alpha=0.3)
     for axis in list(axes.flat)[len(panels):]:
         axis.set_visible(False)
 
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours(i % colours.N)) for i in range(len(frame))]
-    legend = [f"{i + 1}. {row['label']} (n={row['n']}){'  *pareto' if row.get('pareto') else ''}"
+    characters = int(width * 14 / legend_columns) - 12  # about 14 characters an inch at 8 pt
+    legend = [short(f"{i + 1}. {row['label']} (n={row['n']})"
+                    f"{'  *pareto' if row.get('pareto') else ''}", characters, lines=1)
               for i, (_, row) in enumerate(frame.iterrows())]
-    figure.legend(handles, legend, loc="outside lower center", ncol=1, frameon=False, fontsize=8)
+    if len(legend) > LEGEND_LINES * legend_columns:
+        hidden = len(legend) - LEGEND_LINES * legend_columns
+        handles = handles[:LEGEND_LINES * legend_columns]
+        legend = legend[:LEGEND_LINES * legend_columns]
+        legend[-1] = f"... and {hidden + 1} more groups (see the table)"
+    figure.legend(handles, legend, loc="outside lower center", ncol=legend_columns,
+                  frameon=False, fontsize=8)
+    return figure
+
+
+def plot_comparison(comparison: Comparison, runs: Sequence[Run], output: str | Path,
+                    warn: Callable[[str], None] | None = None) -> Path:
+    """Writes `comparison_figure` to `output` (the format follows the suffix: png, pdf, svg)."""
+    import matplotlib.pyplot as plt
+
+    figure = comparison_figure(comparison, runs, warn)
     output = Path(output)
-    figure.savefig(output, dpi=150)
-    plt.close(figure)
+    try:
+        figure.savefig(output, dpi=150)
+    finally:
+        plt.close(figure)
     return output
 
 
-def plot_run(history: pd.DataFrame, tasks: Sequence[str], title: str, output: str | Path) -> Path:
-    """One run's training, one panel per task (loss and metrics, train solid, validation
-    dashed), a panel of task weights when the strategy logged them, and a dotted line where
-    each fine-tuning stage begins.
+def unit_of(metric: str) -> str:
+    return UNITS.get(metric, "score")
 
-    Returns:
-        The PNG written.
-    """
+
+def best_epoch_row(history: pd.DataFrame, best_epoch: int | None) -> float | None:
+    """The `epoch` value of the restored (best) epoch: run.json's `best_epoch` counts from the
+    start of the last stage."""
+    if best_epoch is None or not len(history):
+        return None
+    rows = history
+    if "stage" in history.columns:
+        rows = history[history["stage"] == history["stage"].iloc[-1]]
+    if best_epoch < 1 or best_epoch > len(rows):
+        return None
+    return float(rows["epoch"].iloc[best_epoch - 1])
+
+
+def run_figure(history: pd.DataFrame, tasks: Sequence[str], title: str,
+               best_epoch: int | None = None):
+    """One run's training as a matplotlib Figure (the caller saves and closes it): per task
+    one panel per unit (train solid, validation dashed), the gradient telemetry when logged,
+    task weights only when they change, a dotted line where each fine-tuning stage begins, and
+    the restored (best) epoch marked."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from mtl_runner.recipe.names import task_of_column
+
+    owners = {c: task_of_column(c, tasks) for c in history.columns}
+    if len(tasks) == 1:  # a single-task run: Keras names its columns without the task
+        for column in history.columns:
+            name = column.removeprefix("val_")
+            if owners.get(column) is None and name not in ("epoch", "stage", "learning_rate",
+                                                            *TELEMETRY) \
+                    and not name.startswith("weight_"):
+                owners[column] = (tasks[0], name, "validation" if column.startswith("val_")
+                                  else "train")
+    panels: dict[str, list[tuple[str, str]]] = {}  # title → (train column, label)
+    for column, owner in owners.items():
+        if owner and owner[1] != "weight" and owner[2] == "train":
+            task, metric, _ = owner
+            panels.setdefault(f"{task}: {unit_of(metric)}", []).append((column, metric))
+    telemetry = [c for c in TELEMETRY if c in history.columns]
+    if telemetry:
+        panels["gradients (shared trunk)"] = [(c, c) for c in telemetry]
     weights = [c for c in history.columns if c.startswith("weight_")]
-    panels = list(tasks) + (["task weights"] if weights else [])
-    columns = min(3, len(panels))
-    rows = -(-len(panels) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.4 * rows), squeeze=False)
+    if any(pd.to_numeric(history[c], errors="coerce").nunique() > 1 for c in weights):
+        panels["task weights"] = [(c, c.removeprefix("weight_")) for c in weights]
+
+    count = max(1, len(panels))
+    columns = min(3, count)
+    rows = -(-count // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, min(16.0, 3.4 * rows)),
+                                squeeze=False)
     epochs = history["epoch"]
     starts = []
     if "stage" in history.columns:
         changed = history["stage"].ne(history["stage"].shift())
         starts = [(e, s) for e, s, c in zip(epochs, history["stage"], changed) if c][1:]
-    for ax, panel in zip(axes.flat, panels):
-        if panel == "task weights":
-            for column in weights:
-                ax.plot(epochs, history[column], label=column.removeprefix("weight_"))
-            ax.set_ylabel("weight")
-        else:
-            names = [c for c in history.columns if c.startswith(f"{panel}_")]
-            for i, column in enumerate(names):
-                colour = f"C{i}"
-                ax.plot(epochs, history[column], color=colour, label=column.removeprefix(f"{panel}_"))
-                if f"val_{column}" in history.columns:
-                    ax.plot(epochs, history[f"val_{column}"], color=colour, linestyle="--")
+    best = best_epoch_row(history, best_epoch)
+    for ax, (name, lines) in zip(axes.flat, panels.items()):
+        for i, (column, label) in enumerate(lines):
+            colour = f"C{i}"
+            ax.plot(epochs, history[column], color=colour, label=label)
+            validation = f"val_{column}"
+            if validation in history.columns and name != "gradients (shared trunk)":
+                ax.plot(epochs, history[validation], color=colour, linestyle="--")
         for epoch, stage in starts:
             ax.axvline(epoch - 0.5, color="grey", linestyle=":", linewidth=1)
             ax.annotate(stage, (epoch - 0.5, 1.0), xycoords=("data", "axes fraction"),
                         fontsize=7, color="grey", ha="left", va="top")
-        ax.set_title(panel)
+        if best is not None:
+            ax.axvline(best, color="black", linestyle="-.", linewidth=1,
+                       label=f"restored (best) epoch {int(best)}")
+        ax.set_title(name)
         ax.set_xlabel("epoch")
-        ax.legend(fontsize=7, title="solid: train, dashed: validation" if panel != "task weights" else None,
+        split_note = name not in ("task weights", "gradients (shared trunk)")
+        ax.legend(fontsize=7, title="solid: train, dashed: validation" if split_note else None,
                   title_fontsize=6)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
+    return figure
+
+
+def plot_run(history: pd.DataFrame, tasks: Sequence[str], title: str, output: str | Path,
+             best_epoch: int | None = None) -> Path:
+    """Writes `run_figure` to `output`.
+
+    Returns:
+        The image written.
+    """
+    import matplotlib.pyplot as plt
+
+    figure = run_figure(history, tasks, title, best_epoch)
     output = Path(output)
-    figure.savefig(output, dpi=110)
-    plt.close(figure)
+    try:
+        figure.savefig(output, dpi=110)
+    finally:
+        plt.close(figure)
     return output

@@ -3,8 +3,9 @@
 Each combination is one `mtl train RECIPE --set ...` process. Before anything runs, every
 combination is resolved and validated (a bad grid value fails at once, with exit 2), and each
 resolved recipe is compared with the recipe.yaml of the completed runs already in the results
-folder: a combination that has one is skipped, so a sweep stopped half-way picks up where it
-was, and rerunning a finished sweep trains nothing.
+folder: a combination that is the same run as one of them (`mtl_runner.results.identity`) is
+skipped, so a sweep stopped half-way picks up where it was, and rerunning a finished sweep
+trains nothing.
 
 Example:
     >>> grid = parse_grid(["weighting.name=static,uncertainty", "model.trunk.units=[64,32],[32]"])
@@ -122,20 +123,20 @@ def expand(recipe: str | Path, grid: list[tuple[str, list[str]]], seeds: int | N
 
 
 def mark_done(combinations: list[Combination], results: str | Path) -> int:
-    """Marks the combinations whose resolved recipe a completed run in `results` has.
+    """Marks the combinations that a completed run in `results` already is (the same run by
+    `mtl_runner.results.identity`: resolved recipe, seed included, role and code version).
 
     Returns:
         How many were found.
     """
-    from mtl_runner.results.reader import scan_runs
+    from mtl_runner.results.identity import completed_runs, identity_for, resolved_text
 
-    done: dict[str, Path] = {}
-    for run in scan_runs(results):
-        if run.status == "completed" and run.role == "mtl":
-            done.setdefault(yaml.safe_dump(run.recipe, sort_keys=True), run.path)
+    done: dict = {}
+    for path, _, identity in completed_runs(results):
+        done.setdefault(identity, path)
     found = 0
     for combination in combinations:
-        path = done.get(yaml.safe_dump(combination.resolved, sort_keys=True))
+        path = done.get(identity_for(resolved_text(combination.resolved), "mtl"))
         if path is not None:
             combination.run_path, combination.status = path, "done"
             found += 1

@@ -24,6 +24,9 @@ where_option = click.option(
     "--where", "wheres", multiple=True, metavar="KEY=VALUE",
     help="Keep runs whose recipe key (dotted, e.g. weighting.name) or status, role, id equals "
          "VALUE; KEY!=VALUE excludes; * and ? are wildcards. Repeat to combine (AND).")
+overwrite_option = click.option("--overwrite", is_flag=True,
+                                help="Replace the --output or --plot file if it exists "
+                                     "(refused otherwise).")
 split_option = click.option("--split", type=click.Choice(SPLITS), default="test",
                             show_default=True, help="Which split's final metrics to show.")
 
@@ -188,11 +191,16 @@ def runs(results: str, wheres: tuple[str, ...], split: str, fmt: str) -> None:
               show_default=True)
 @click.option("--plot", "plot_file", type=click.Path(dir_okay=False), default=None,
               help="Also write a PNG: loss and metrics per task per epoch, task weights, stages.")
-def show(run: str, results: str, tail: int, fmt: str, plot_file: str | None) -> None:
+@overwrite_option
+def show(run: str, results: str, tail: int, fmt: str, plot_file: str | None,
+         overwrite: bool) -> None:
     """Show one RUN (an id, a unique prefix of one, or a path): run.json, the resolved
     recipe, the final metrics and the last epochs of history."""
     from mtl_runner.results.reader import load_one
+    from mtl_runner.results.run_dir import check_new_output
 
+    if plot_file is not None:
+        check_new_output(plot_file, overwrite, "--plot")
     loaded = load_one(run, results)
     if plot_file is not None:
         import pandas as pd
@@ -203,7 +211,11 @@ def show(run: str, results: str, tail: int, fmt: str, plot_file: str | None) -> 
             history = pd.read_csv(loaded.path / "history.csv")
         except (OSError, ValueError) as error:
             raise RunError(f"cannot plot {loaded.id}: {loaded.path / 'history.csv'}: {error}") from None
-        written = plot_run(history, loaded.tasks, loaded.id, plot_file)
+        best = loaded.info.get("best_epoch")
+        restored = (loaded.recipe.get("training") or {}).get("early_stopping") or {}
+        written = plot_run(history, loaded.tasks, loaded.id, plot_file,
+                           best if isinstance(best, int) and restored.get("restore_best_weights",
+                                                                          True) else None)
         click.echo(f"wrote {written}", err=True)
     history, history_problem = _history_tail(loaded.path / "history.csv", tail)
     if history_problem:
@@ -284,7 +296,12 @@ def _history_tail(file: Path, tail: int):
 @split_option
 @click.option("--metric", "metrics", multiple=True, metavar="NAME",
               help="Columns to show: task.metric, a task, or a metric (repeatable or "
-                   "comma-separated); Δm uses these. Default: all.")
+                   "comma-separated); Δm then uses these. Default: all columns, and one "
+                   "primary metric per task in Δm.")
+@click.option("--convention", type=click.Choice(("delta_m", "delta_p")), default="delta_m",
+              show_default=True,
+              help="delta_m: Δm, lower is better (negative: MTL beats its baselines); delta_p: "
+                   "LibMTL's Δp = −Δm, higher is better.")
 @click.option("--group-by", "group_by", multiple=True, metavar="KEY",
               help="Group on these recipe keys (repeatable), with mean ± std and n. Default: "
                    "runs that differ only in their seed form one group; `none`: one row per run.")
@@ -301,22 +318,31 @@ def _history_tail(file: Path, tail: int):
 @click.option("--plot", default=None, type=click.Path(dir_okay=False), metavar="FILE.png",
               help="Also draw learning curves per task and bars of the final metrics "
                    "(error bars over seeds).")
+@overwrite_option
 def compare(run_refs: tuple[str, ...], results: str, wheres: tuple[str, ...], split: str,
             metrics: tuple[str, ...], group_by: tuple[str, ...], sort: str | None,
             reverse: bool, diff: bool, fmt: str | None, output: str | None,
-            plot: str | None) -> None:
+            plot: str | None, overwrite: bool = False, convention: str = "delta_m") -> None:
     """Compare runs side by side: one row per group of seeds (or per run), one column per
     task × metric on --split, Δm against single-task baselines, negative transfer and the
     Pareto front.
 
     RUN is an id, a unique prefix of one, or a path; without RUN every completed run in
     --results is compared. Δm (%) = mean over tasks of the mean over metrics of
-    ±(M − B)/B × 100, signed so that lower is better (negative: the multi-task run beats its
-    `baseline:<task>` runs trained on the same data).
+    ±(M − B)/|B| × 100, signed so that lower is better (negative: the multi-task run beats its
+    `baseline:<task>` runs); B is the mean of the baselines trained on the same split (data,
+    split seed, fold) as each run, and the metric is one primary metric per task (accuracy,
+    binary auc, multilabel macro_f1, regression mae; tasks.<t>.primary_metric) unless
+    --metric is given. A group shows Δm's mean ± std and 95 % t-interval; negative transfer
+    needs a two-sided paired t-test over seeds with p < 0.05, else "n.s.".
     """
     from mtl_runner import compare as cmp
-    from mtl_runner.results.reader import filter_runs, read_runs, resolve_run, scan_runs
+    from mtl_runner.results.reader import filter_runs, read_named, resolve_run, scan_runs
+    from mtl_runner.results.run_dir import check_new_output
 
+    for option, path in (("--output", output), ("--plot", plot)):
+        if path is not None:
+            check_new_output(path, overwrite, option)
     if fmt is None:
         suffix = Path(output).suffix.lstrip(".").lower() if output else ""
         fmt = {"markdown": "md", "txt": "table"}.get(suffix, suffix)
@@ -326,7 +352,9 @@ def compare(run_refs: tuple[str, ...], results: str, wheres: tuple[str, ...], sp
     everything = scan_runs(results, warn) if not run_refs else None
     if run_refs:
         paths = list(dict.fromkeys(resolve_run(ref, results) for ref in run_refs))
-        chosen = read_runs(paths, warn)
+        # a run named on the command line that cannot be read is an error, not a warning
+        chosen = sorted((read_named(path) for path in paths),
+                        key=lambda run: (run.started_at, run.id))
         pool = scan_runs(results, None) if Path(results).is_dir() else []
     else:
         chosen, pool = everything, everything
@@ -358,7 +386,7 @@ def compare(run_refs: tuple[str, ...], results: str, wheres: tuple[str, ...], sp
     references = [run for run in pool if cmp.is_baseline(run) and run.id not in chosen_ids
                   and run.status == "completed"]
     comparison = cmp.compare(chosen, split=split, metrics=metrics, group_by=group,
-                             references=references)
+                             references=references, convention=convention)
     frame = cmp.sort_frame(comparison, sort, reverse) if sort else comparison.frame
     if not comparison.metrics:
         warn(f"the runs have no metrics on the {split} split")
@@ -367,7 +395,7 @@ def compare(run_refs: tuple[str, ...], results: str, wheres: tuple[str, ...], sp
         emit(json.dumps(plain(frame.to_dict(orient="records")), indent=2), output)
     elif fmt in ("csv", "tsv"):
         flat = frame.copy()
-        for column in ("runs", "negative_transfer"):
+        for column in ("runs", "negative_transfer", "not_significant"):
             if column in flat:
                 flat[column] = flat[column].map(
                     lambda v: ";".join(v) if isinstance(v, list) else "")
@@ -378,6 +406,8 @@ def compare(run_refs: tuple[str, ...], results: str, wheres: tuple[str, ...], sp
         emit(_table(comparison, frame, group, fmt), output)
     for note in comparison.notes:
         click.echo(f"Note: {note}", err=True)
+    for line in comparison.warnings:
+        warn(line)
 
     if plot:
         from mtl_runner.plots import plot_comparison
@@ -394,27 +424,52 @@ def _table(comparison, frame, group: list[str] | None, fmt: str) -> str:
     per_run = bool(group) and group[0] in ("none", "run")
     headers = ["#", "run" if per_run else "group", "n", *comparison.metrics]
     if has_delta:
-        headers += ["Δm %", "neg. transfer"]
+        headers += [comparison.delta_title, "95 % CI", "neg. transfer"]
     headers.append("pareto")
     rows = []
     for i, (_, row) in enumerate(frame.iterrows(), start=1):
         cells = [i, row["label"], row["n"]]
         cells += [mean_std(row[c], row.get(f"{c}_std")) for c in comparison.metrics]
         if has_delta:
-            delta = row["delta_m"]
-            if isinstance(delta, float) and math.isfinite(delta):
-                std = row.get("delta_m_std")
-                cells.append(f"{delta:+.2f}" + (f" ± {std:.2f}" if isinstance(std, float)
-                                                and math.isfinite(std) else ""))
-            else:
-                cells.append("-")
-            negative = row.get("negative_transfer")
-            cells.append(", ".join(negative) if isinstance(negative, list) and negative else "-")
+            cells += _delta_cells(row)
         cells.append("*" if row["pareto"] else "")
         rows.append(cells)
-    title = f"{comparison.split} split; mean ± std over seeds (n runs)"
     text = render(headers, rows, fmt)
-    return text if fmt == "md" else f"{title}\n{text}"
+    if fmt == "md":
+        return text
+    title = f"{comparison.split} split; mean ± std over seeds (n runs)"
+    if has_delta:
+        used = ", ".join(f"{task} {'+'.join(ms)}" for task, ms in comparison.delta_metrics.items())
+        sign = "higher" if comparison.convention == "delta_p" else "lower"
+        title += (f"; {comparison.delta_title} vs baselines of the same split ({used}), "
+                  f"{sign} is better; neg. transfer: paired t-test over seeds, p < 0.05")
+    return f"{title}\n{text}"
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def _delta_cells(row) -> list[str]:
+    """Δm ± std, its 95 % interval, and the negative-transfer verdict of one table row."""
+    delta, std = row.get("delta_m"), row.get("delta_m_std")
+    if not _finite(delta):
+        return ["-", "-", "-"]
+    cells = [f"{delta:+.2f}" + (f" ± {std:.2f}" if _finite(std) else "")]
+    if row.get("delta_n", row["n"]) < row["n"]:  # runs without a baseline on their split
+        cells[0] += f" ({row['delta_n']} of {row['n']} runs)"
+    low, high = row.get("delta_m_ci_low"), row.get("delta_m_ci_high")
+    cells.append(f"[{low:+.2f}, {high:+.2f}]" if _finite(low) and _finite(high) else "-")
+    worse = [f"{t} (p={row.get(f'delta.{t}_p', math.nan):.2g})"
+             for t in row.get("negative_transfer") or []]
+    unsure = row.get("not_significant") or []
+    tested = [t for t in unsure if _finite(row.get(f"delta.{t}_p"))]
+    if tested:
+        worse.append(f"{', '.join(tested)} n.s.")
+    if len(tested) < len(unsure):  # one run: no test, no verdict
+        worse.append(f"{', '.join(t for t in unsure if t not in tested)} untested (n=1)")
+    cells.append("; ".join(worse) or "-")
+    return cells
 
 
 __all__ = ["compare", "runs", "show"]

@@ -55,15 +55,18 @@ def select_features(frame: pd.DataFrame, data, label_columns: list[str]) -> tupl
     Features are `data.features` if given, else every column that is neither a label nor in
     `data.exclude`. Categorical are `data.categorical` if given, else the non-numeric ones.
     """
-    if data.features is not None:
-        columns = list(data.features)
+    from mtl_runner.data.kinds import derived_columns
+
+    if data.features is not None:  # a date column chosen as datetime_parts becomes its parts
+        chosen = getattr(data, "columns", None) or {}
+        columns = [name for c in data.features for name in derived_columns(c, chosen.get(c))]
     else:
         blocked = set(label_columns) | set(data.exclude)
         columns = [c for c in frame.columns if c not in blocked]
     if data.categorical is not None:
         categorical = [c for c in columns if c in set(data.categorical)]
     else:
-        categorical = [c for c in columns if not is_numeric(frame[c])]
+        categorical = [c for c in columns if c in frame.columns and not is_numeric(frame[c])]
     numeric = [c for c in columns if c not in set(categorical)]
     return numeric, categorical
 
@@ -71,7 +74,14 @@ def select_features(frame: pd.DataFrame, data, label_columns: list[str]) -> tupl
 def categories(series: pd.Series) -> np.ndarray:
     """A categorical column as strings; missing values become "" (the out-of-vocabulary slot)."""
     values = series.astype(object).where(series.notna(), "")
-    return np.array([str(v).strip() for v in values], dtype=object)
+    return np.array([category_name(v) for v in values], dtype=object)
+
+
+def category_name(value: Any) -> str:
+    """A cell as a category: 2 and 2.0 are both "2" (a column with a gap is read as floats)."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
 
 
 def fit_features(train: pd.DataFrame, full: pd.DataFrame, numeric: list[str],
@@ -98,7 +108,16 @@ def feature_arrays(frame: pd.DataFrame, spec: FeatureSpec) -> dict[str, np.ndarr
     """
     arrays: dict[str, np.ndarray] = {}
     for column in spec.numeric:
-        numbers = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float32")
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        if numbers.isna().sum() > frame[column].isna().sum():
+            from mtl_runner.data.kinds import blank, shown
+            from mtl_runner.errors import RunError
+
+            lost = numbers.isna().to_numpy() & ~blank(frame[column])
+            if lost.any():  # settle() converts first; never let a word become NaN unseen
+                raise RunError(f"feature column '{column}' holds {int(lost.sum())} cells that are "
+                               f"not numbers ({shown(frame[column][lost])})")
+        numbers = numbers.to_numpy(dtype="float32")
         arrays[input_name(column)] = numbers.reshape(-1, 1)
     for column in spec.categorical:
         arrays[input_name(column)] = categories(frame[column]).astype(str).reshape(-1, 1)

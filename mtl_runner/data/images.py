@@ -34,12 +34,19 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.nan_to_num(array)), 0, 255).astype(np.uint8)
 
 
+IMAGE_FILE_LIMIT = 512 * 2**20  # bytes; larger files are refused, not decoded
+
+
 def read_image(value, shape: tuple[int, int, int]) -> np.ndarray:
     """One image (a file path or an array) resized to `shape` = (height, width, channels)."""
     from PIL import Image
 
     height, width, channels = shape
     if isinstance(value, (str, Path)):
+        from mtl_runner.reading import check_regular_file
+
+        # a FIFO among the images would block the read forever; a huge file is no image
+        check_regular_file(value, IMAGE_FILE_LIMIT, "image file")
         with Image.open(value) as opened:
             picture = opened.convert("RGB" if channels == 3 else "L")
             picture.load()

@@ -36,6 +36,48 @@ def _parser_message(path: Path, source: str, error: Exception) -> str:
     return f"{path}: cannot parse as {source}: {first}"
 
 
+def csv_header(path: Path, csv) -> list[str]:
+    """The header cells as written (pandas renames a repeated name `x.1`, an empty one
+    `Unnamed: 3`)."""
+    try:
+        first = pd.read_csv(path, sep=csv.sep, encoding=csv.encoding, header=None, nrows=1,
+                            dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError):
+        return []  # reading the whole file reports it
+    return [str(c).strip() for c in first.iloc[0].tolist()] if len(first) else []
+
+
+def refuse_repeated(path: Path, names: list[str]) -> None:
+    """A header naming a column twice is refused (pandas would rename one `x.1`)."""
+    twice = sorted({n for n in names if n and names.count(n) > 1})
+    if twice:
+        raise SourceError(f"{path}: the header names a column more than once: "
+                          + ", ".join(repr(n) for n in twice[:5]),
+                          hint="Give every column its own name; the reader would otherwise "
+                               "rename one silently.")
+
+
+OTHER_SEPARATORS = (",", ";", "\t", "|")
+
+
+def looks_separated(path: Path, csv, header: list[str]) -> None:
+    """Refuses a table whose header and first rows split into more fields on another separator
+    (a ';'-separated file read with ',' is one column, and every key would be "not a column")."""
+    with open(path, encoding=csv.encoding, errors="replace", newline="") as file:
+        lines = [line.rstrip("\r\n") for _, line in zip(range(6), file)]
+    lines = [line for line in lines if line.strip()]
+    for sep in OTHER_SEPARATORS:
+        if sep == csv.sep or not lines:
+            continue
+        fields = lines[0].count(sep) + 1
+        if fields > max(len(header), 1) and all(line.count(sep) + 1 == fields for line in lines):
+            shown = "\\t" if sep == "\t" else sep
+            raise SourceError(f"{path}: the header has {len(header)} column(s) when split on "
+                              f"{csv.sep!r}, but {fields} when split on {sep!r}",
+                              key=("data", "csv", "sep"),
+                              hint=f"Set data.csv.sep: \"{shown}\" in the recipe.")
+
+
 def read_npz(path: Path, keep_whole: tuple[str, ...] = ()) -> pd.DataFrame:
     """An .npz file as a table: each 1-D array is a column, each N-D array is flattened into
     columns `name_0`, `name_1`, ... (or, if named in `keep_whole`, kept as one column of
@@ -57,6 +99,10 @@ def read_npz(path: Path, keep_whole: tuple[str, ...] = ()) -> pd.DataFrame:
         elif array.ndim > 1:
             flat = array.reshape(len(array), -1)
             for j in range(flat.shape[1]):
+                if f"{name}_{j}" in arrays or f"{name}_{j}" in columns:
+                    raise SourceError(f"{path}: array '{name}' flattens into a column "
+                                      f"'{name}_{j}', but the file has an array of that name too",
+                                      hint="Rename one of the arrays.")
                 columns[f"{name}_{j}"] = flat[:, j]
     return pd.DataFrame(columns)
 
@@ -94,13 +140,27 @@ def read_source(data, resolve=lambda p: Path(p)) -> pd.DataFrame:
                               f"(expected {path}/<class>/<image file>)",
                               hint="Put each class's images in a subfolder named after the class.")
         return frame
-    if not path.is_file():
-        raise SourceError(f"data file not found: {path}",
-                          hint="Paths are relative to the recipe's folder.")
+    from mtl_runner.reading import FileRefused, check_regular_file, data_file_limit
+
+    try:  # before any read: a FIFO, a device or an endless file is refused, not read
+        check_regular_file(path, data_file_limit(), "data file")
+    except FileRefused as error:
+        if error.missing:
+            raise SourceError(f"data file not found: {path}",
+                              hint="Paths are relative to the recipe's folder.") from None
+        raise SourceError(str(error), hint=error.hint) from None
+    from mtl_runner.recipe.schema import CsvConfig
+
+    csv = getattr(data, "csv", None) or CsvConfig()
     try:
         if data.source == "csv":
-            frame = pd.read_csv(path)
+            header = csv_header(path, csv)
+            looks_separated(path, csv, header)
+            frame = pd.read_csv(path, sep=csv.sep, decimal=csv.decimal, encoding=csv.encoding)
         elif data.source == "parquet":
+            import pyarrow.parquet
+
+            refuse_repeated(path, [str(n) for n in pyarrow.parquet.read_schema(path).names])
             frame = pd.read_parquet(path)
         else:
             frame = read_npz(path, (data.image.column,) if data.image else ())
@@ -113,8 +173,9 @@ def read_source(data, resolve=lambda p: Path(p)) -> pd.DataFrame:
         raise SourceError(_parser_message(path, data.source, error),
                           hint="Fix that row; a value holding a comma needs quotes.") from None
     except UnicodeDecodeError as error:
-        raise SourceError(f"{path}: the file is not UTF-8 text (byte {error.start})",
-                          hint="Save the table as UTF-8.") from None
+        raise SourceError(f"{path}: the file is not {csv.encoding} text (byte {error.start})",
+                          hint="Save the table as UTF-8, or name its encoding with "
+                               "data.csv.encoding (e.g. latin-1).") from None
     except (OSError, ValueError) as error:
         hint = ("Arrays of Python objects are refused (they would be unpickled); save numbers "
                 "or strings." if "allow_pickle" in str(error) else
@@ -124,6 +185,7 @@ def read_source(data, resolve=lambda p: Path(p)) -> pd.DataFrame:
     if frame.empty:
         raise SourceError(f"{path}: no rows (only a header?)",
                           hint="A table needs at least one data row.")
+    refuse_repeated(path, header if data.source == "csv" else [str(c) for c in frame.columns])
     if data.image is not None and data.image.column in frame.columns and data.source != "npz":
         # image paths in a table are relative to the table's folder
         frame[data.image.column] = [str(path.parent / p) if isinstance(p, str) else p

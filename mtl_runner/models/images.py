@@ -54,11 +54,21 @@ def build_backbone(config, input_shape: tuple[int, int, int]):
 
 
 def build_encoder(config, input_shape: tuple[int, int, int]) -> keras.Model:
-    """Preprocessing + backbone, always called with training=False so that BatchNorm layers
-    keep using (and never update) their moving statistics, frozen or not."""
+    """Preprocessing + backbone.
+
+    Whether BatchNorm layers normalize with batch or moving statistics follows their
+    `trainable` flag (Keras runs a non-trainable BatchNorm in inference mode even in `fit`),
+    which `training.stages.set_trainable` sets from `config.batch_norm_mode()`; when they
+    train, their momentum is `batch_norm.TRAIN_MOMENTUM` (see `mtl_runner.models.batch_norm`).
+    """
+    from mtl_runner.models.batch_norm import set_train_momentum
+
     image = keras.Input(shape=input_shape, name="image")
     x = PreprocessInput(BACKBONES.get(config.name).preprocess, name="preprocess")(image)
-    features = build_backbone(config, input_shape)(x, training=False)
+    backbone = build_backbone(config, input_shape)
+    if config.batch_norm_mode() == "train":
+        set_train_momentum(backbone)
+    features = backbone(x, training=False)
     return keras.Model(image, features, name=ENCODER)
 
 

@@ -7,12 +7,13 @@ table is kept on the LoadedRecipe for training).
 
 from __future__ import annotations
 
+import difflib
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from mtl_runner.errors import Problem, did_you_mean
+from mtl_runner.errors import Problem, column_list, did_you_mean, names_can_be_shown, shown_name
 from mtl_runner.tasks import TASK_TYPES
 
 Check = Callable[["LoadedRecipe"], list[Problem]]  # noqa: F821
@@ -44,6 +45,12 @@ def task_options_fit_their_type(loaded) -> list[Problem]:
                                                f"unknown metric for a {task.type} task", repr(metric),
                                                did_you_mean(metric, kind.metrics)
                                                or f"Choose from: {', '.join(kind.metrics)}."))
+        chosen = task.metrics or kind.default_metrics
+        if task.primary_metric is not None and task.primary_metric not in chosen:
+            problems.append(loaded.problem(key + ("primary_metric",), "must be one of the task's "
+                                           "metrics", repr(task.primary_metric),
+                                           did_you_mean(task.primary_metric, chosen)
+                                           or f"Choose from: {', '.join(chosen)}."))
         if task.type in ("classification", "binary") and not isinstance(task.label, str):
             problems.append(loaded.problem(key + ("label",), f"a {task.type} task reads one label "
                                            "column", task.label))
@@ -59,14 +66,80 @@ def task_options_fit_their_type(loaded) -> list[Problem]:
     return problems
 
 
+# What Keras 3 accepts as a layer's `activation` by name and can apply to a layer's output
+# alone (`threshold` needs more arguments, `glu` an even width); a test keeps this beside Keras.
+ACTIVATIONS = ("celu", "elu", "exponential", "gelu", "hard_shrink", "hard_sigmoid", "hard_silu",
+               "hard_swish", "hard_tanh", "leaky_relu", "linear", "log_sigmoid", "log_softmax",
+               "mish", "relu", "relu6", "selu", "sigmoid", "silu", "soft_shrink", "softmax",
+               "softplus", "softsign", "sparse_plus", "sparse_sigmoid", "sparsemax", "squareplus",
+               "swish", "tanh", "tanh_shrink")
+
+
+@check()
+def activations_are_known(loaded) -> list[Problem]:
+    """Every `activation` of the trunk and heads names a Keras activation (else the model
+    would fail to build, after validation said yes)."""
+    model = loaded.recipe.model
+    blocks = [(("model", "trunk"), model.trunk), (("model", "heads"), model.heads)]
+    blocks += [(("tasks", name, "head"), task.head) for name, task in loaded.recipe.tasks.items()
+               if task.head is not None]
+    problems = []
+    for key, block in blocks:
+        value = getattr(block, "activation", None)
+        if isinstance(value, str) and value not in ACTIVATIONS:
+            problems.append(loaded.problem(key + ("activation",), "unknown activation",
+                                           repr(value), did_you_mean(value, ACTIVATIONS)
+                                           or f"Choose one of: {', '.join(ACTIVATIONS)}."))
+    return problems
+
+
 def history_columns(recipe) -> list[str]:
-    """Every column `history.csv` will have, i.e. every name early stopping may monitor."""
+    """Every loss and metric column `history.csv` will have, i.e. every name early stopping may
+    monitor (not the bookkeeping columns epoch, stage, learning_rate, weight_<task>)."""
     names = ["loss"]
     for task_name, task in recipe.tasks.items():
         kind = TASK_TYPES.get(task.type)
         names.append(f"{task_name}_loss")
         names += [f"{task_name}_{m}" for m in (task.metrics or kind.default_metrics)]
     return names + [f"val_{n}" for n in names]
+
+
+@check()
+def task_names_cannot_collide(loaded) -> list[Problem]:
+    """Every (task, metric, split) value gets its own history.csv column, and every task its
+    own layers: reserved names, names one reader could not tell apart, and repeated metrics
+    are refused (see `mtl_runner.recipe.names`)."""
+    from mtl_runner.recipe import names
+
+    problems = []
+    tasks = list(loaded.recipe.tasks)
+    for name in tasks:
+        why = names.reserved_task_name(name)
+        if why:
+            problems.append(loaded.problem(("tasks", name), why, hint="Rename the task "
+                                           "(e.g. body_weight, not weight)."))
+    for i, first in enumerate(tasks):
+        for second in tasks[i + 1:]:
+            why = names.ambiguous_pair(first, second)
+            if why:
+                problems.append(loaded.problem(("tasks", second), why, hint="Rename one of them."))
+    for name, task in loaded.recipe.tasks.items():
+        metrics = task.metrics or []
+        repeated = sorted({m for m in metrics if metrics.count(m) > 1})
+        if repeated:
+            problems.append(loaded.problem(("tasks", name, "metrics"), "each metric may be listed "
+                                           "once; a repeated one would log to one column twice",
+                                           ", ".join(repeated)))
+    if not problems:  # the rules above make this impossible; kept as the definition
+        owner_of: dict[str, str] = {}
+        for owner, columns in names.history_columns_by_owner(loaded.recipe).items():
+            for column in columns:
+                other = owner_of.setdefault(column, owner)
+                if other != owner:
+                    problems.append(loaded.problem(("tasks", owner or other), f"history.csv column "
+                                                   f"'{column}' would be written by both "
+                                                   f"{other or 'every run'!r} and {owner!r}"))
+    return problems
 
 
 @check()
@@ -110,11 +183,20 @@ def label_columns(recipe, tasks: list[str]) -> list[str]:
 @check(data=True)
 def data_source_is_readable(loaded) -> list[Problem]:
     from mtl_runner.data.sources import SourceError, read_source
+    from mtl_runner.reading import FileRefused, check_regular_file, data_file_limit
 
     problems = []
     loaded.frames = []
     for block, tasks in loaded.recipe.data_groups():
         key = data_key(loaded, block, tasks)
+        if block.source in ("csv", "parquet", "npz"):
+            try:  # never open a FIFO or a device, nor read a file larger than memory allows
+                check_regular_file(loaded.resolve_path(block.path), data_file_limit(), "data file")
+            except FileRefused as error:
+                if not error.missing:  # a missing file: read_source says so, with its hint
+                    loaded.frames.append(None)
+                    problems.append(loaded.problem(key + ("path",), str(error), hint=error.hint))
+                    continue
         try:
             loaded.frames.append(read_source(block, loaded.resolve_path))
         except SourceError as error:
@@ -131,13 +213,17 @@ def columns_exist(loaded) -> list[Problem]:
     problems = []
     for block, tasks, frame, key in groups_with_frames(loaded):
         columns = [str(c) for c in frame.columns]
+        # name the file's columns only if it is a table: never echo another file's first line
+        table = names_can_be_shown(frame.columns, len(frame))
 
         def need(column: str, where: tuple, what: str) -> None:
             if column not in frame.columns:
-                problems.append(loaded.problem(where, f"{what} '{column}' is not a column of the data",
-                                               hint=did_you_mean(column, columns)
-                                               or f"Columns: {', '.join(columns[:12])}"
-                                               + (", ..." if len(columns) > 12 else ".")))
+                close = difflib.get_close_matches(column, columns, n=1) if table else []
+                hint = (f"Did you mean {shown_name(close[0])}?" if close else
+                        f"Columns: {column_list(columns)}." if table else
+                        "The file did not read as a table with named columns; check data.path.")
+                problems.append(loaded.problem(where, f"{what} {shown_name(column)} is not a "
+                                               "column of the data", hint=hint))
 
         for name in tasks:
             label = loaded.recipe.tasks[name].label
@@ -157,6 +243,15 @@ def columns_exist(loaded) -> list[Problem]:
 
 
 @check(data=True)
+def feature_kinds_are_decided(loaded) -> list[Problem]:
+    """Each feature column's kind by the rules of `mtl_runner.data.kinds`; training reads the
+    settled tables (numbers converted, date and list columns as `data.columns` chose)."""
+    from mtl_runner.data.kinds import settle_groups
+
+    return settle_groups(loaded, groups_with_frames, label_columns)
+
+
+@check(data=True)
 def labels_fit_their_task(loaded) -> list[Problem]:
     """Classes for classification, numbers for regression, 0/1 for multilabel columns."""
     problems = []
@@ -166,7 +261,9 @@ def labels_fit_their_task(loaded) -> list[Problem]:
             if not all(c in frame.columns for c in task.label_columns()):
                 continue
             for key, message, value in task.check(frame):
-                problems.append(loaded.problem(("tasks", name, key), message, value))
+                # `value` quotes cells (classes, a bad value): never shown, a cell may be a secret
+                shown = repr(loaded.recipe.tasks[name].positive) if key == "positive" else None
+                problems.append(loaded.problem(("tasks", name, key), message, shown))
     return problems
 
 
@@ -189,13 +286,18 @@ def features_are_usable(loaded) -> list[Problem]:
         for column in numeric:
             values = pd.to_numeric(frame[column], errors="coerce")
             if np.isinf(values.to_numpy(dtype="float64")).any():
-                problems.append(loaded.problem(key, f"feature column '{column}' holds Inf",
-                                               hint="Replace it, or drop the column with exclude."))
+                problems.append(loaded.problem(key, f"feature column {shown_name(column)} holds "
+                                               "Inf", hint="Replace it, or drop the column with "
+                                               "exclude."))
+            else:
+                problems += magnitude_problems(loaded, key, column, values, MAX_FEATURE_MAGNITUDE,
+                                               "feature column", "so that it and its variance "
+                                               "stay finite in float32 after normalization")
         if block.missing == "error":
             gaps = [c for c in numeric + categorical if c in frame.columns and frame[c].isna().any()]
             if gaps:
                 problems.append(loaded.problem(key + ("missing",), "feature columns have missing "
-                                               f"values: {', '.join(gaps)}", "'error'",
+                                               f"values: {_plain_names(gaps)}", "'error'",
                                                "Use missing: impute, or clean the data."))
     for key, features in feature_sets[1:]:
         if features != feature_sets[0][1]:
@@ -205,6 +307,85 @@ def features_are_usable(loaded) -> list[Problem]:
                                            f"columns; here extra: {only_here or 'none'}, missing: "
                                            f"{only_there or 'none'}",
                                            hint="Use features: [...] or exclude: [...] to align them."))
+    return problems
+
+
+# Training casts features and targets to float32 (largest ~3.4e38), normalizes features with
+# their variance, and sums squared regression errors in the data's units (RMSE): values beyond
+# these overflow to Inf, and the run would train on NaN or report wrong numbers.
+MAX_FEATURE_MAGNITUDE = 1e18  # the variance of values within ±1e18 is at most 1e36
+MAX_LABEL_MAGNITUDE = 1e15  # squared errors within ±2e15, summed over 1e7 rows, stay finite
+
+
+def _plain_names(columns: list, limit: int = 20) -> str:
+    names = [shown_name(c)[1:-1] for c in columns[:limit]]
+    return ", ".join(names) + (f", ... ({len(columns)} in all)" if len(columns) > limit else "")
+
+
+def magnitude_problems(loaded, key: tuple, column: str, values: pd.Series, limit: float, what: str,
+                       why: str) -> list[Problem]:
+    """A problem when a numeric column holds values beyond ±`limit` (no value is quoted)."""
+    numbers = values.to_numpy(dtype="float64")
+    numbers = numbers[np.isfinite(numbers)]
+    if not len(numbers) or np.abs(numbers).max() <= limit:
+        return []
+    count = int((np.abs(numbers) > limit).sum())
+    return [loaded.problem(key, f"{what} {shown_name(column)} holds {count} value(s) beyond "
+                           f"±{limit:.0e}; values must stay within ±{limit:.0e} {why}",
+                           hint="Rescale the column (e.g. divide it by a power of ten), or "
+                           "drop it.")]
+
+
+@check(data=True)
+def regression_labels_fit_float32(loaded) -> list[Problem]:
+    """Regression targets small enough that training's float32 arithmetic stays finite."""
+    problems = []
+    for _, tasks, frame, _ in groups_with_frames(loaded):
+        for name in tasks:
+            task = loaded.recipe.tasks[name]
+            if task.type != "regression":
+                continue
+            labels = [task.label] if isinstance(task.label, str) else list(task.label)
+            for i, column in enumerate(labels):
+                if column not in frame.columns:
+                    continue
+                where = ("tasks", name, "label") + (() if isinstance(task.label, str) else (i,))
+                problems += magnitude_problems(
+                    loaded, where, column, pd.to_numeric(frame[column], errors="coerce"),
+                    MAX_LABEL_MAGNITUDE, "regression label column",
+                    "so that the loss and the squared errors behind RMSE stay finite in float32")
+    return problems
+
+
+@check(data=True)
+def model_names_are_distinct(loaded) -> list[Problem]:
+    """Every model input and layer gets its own name: feature columns whose input names are
+    equal once sanitised (`x 1` and `x_1`), or equal to a task's layers or the model's own."""
+    from mtl_runner.data.features import input_name, select_features
+    from mtl_runner.recipe import names
+
+    recipe = loaded.recipe
+    problems = []
+    inputs: dict[str, list[str]] = {}
+    key_of: dict[str, tuple] = {}
+    for block, tasks, frame, key in groups_with_frames(loaded):
+        labels = label_columns(recipe, tasks)
+        if not all(c in frame.columns for c in labels) or block.image:
+            continue
+        numeric, categorical = select_features(frame, block, labels)
+        for column in [c for c in numeric + categorical if c not in labels]:  # else reported
+            columns = inputs.setdefault(input_name(str(column)), [])
+            if column not in columns:
+                columns.append(column)
+            key_of.setdefault(str(column), key)
+    for column, why in names.input_name_clashes(inputs, recipe.model.trunk.type):
+        problems.append(loaded.problem(key_of[str(column)], why, hint="Rename the column in the "
+                                       "data, or leave one out with exclude: [...]."))
+    depths = {name: len((task.head or recipe.model.heads).units)
+              for name, task in recipe.tasks.items()}
+    for task, why in names.layer_name_clashes(recipe.tasks, depths, inputs):
+        problems.append(loaded.problem(("tasks", task), why, hint="Rename the task, or leave the "
+                                       "column out with exclude: [...]."))
     return problems
 
 

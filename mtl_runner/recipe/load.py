@@ -7,6 +7,7 @@ whose lines read `FILE:LINE: dotted.key: what is wrong. Received: X. Did you mea
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from mtl_runner.errors import Problem, RecipeError, did_you_mean, received
+from mtl_runner.reading import FileRefused, read_bytes_limited
 from mtl_runner.recipe.schema import Recipe
 
 MAX_RECIPE_BYTES = 1_000_000
@@ -23,8 +25,43 @@ OVERRIDE = "--set"
 Path_ = tuple  # a key path, such as ("tasks", "sex", "type")
 
 
+MAX_YAML_DEPTH = 64  # nesting of mappings and lists; a recipe needs about 6
+MAX_YAML_NODES = 100_000  # values, keys and items once every alias is expanded
+MAX_OVERRIDE_PARTS = 32  # parts of a `--set` dotted key
+
+
+class YamlLimit(Exception):
+    """YAML that is refused before it is built: too deep, too large once aliases expand, or
+    an alias that contains itself."""
+
+    def __init__(self, message: str, line: int | None, hint: str):
+        super().__init__(message)
+        self.message, self.line, self.hint = message, line, hint
+
+
 class RecipeLoader(yaml.SafeLoader):
-    """The safe loader, reading `1e-3` as a float as YAML 1.2 does (1.1 wants `1.0e-3`)."""
+    """The safe loader, reading `1e-3` as a float as YAML 1.2 does (1.1 wants `1.0e-3`), and
+    refusing nesting deeper than `MAX_YAML_DEPTH` while it composes (PyYAML composes by
+    recursion, so 5,000 brackets would end in a RecursionError)."""
+
+    depth = 0
+    composed = 0
+
+    def compose_node(self, parent, index):
+        self.depth += 1
+        self.composed += 1
+        try:
+            if self.composed > MAX_YAML_NODES:
+                raise YamlLimit(f"the YAML holds more than {MAX_YAML_NODES:,} values",
+                                self.peek_event().start_mark.line + 1,
+                                "Put data in a data file and point data.path at it.")
+            if self.depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise YamlLimit(f"the YAML nests more than {MAX_YAML_DEPTH} levels deep",
+                                mark.line + 1, "A recipe nests a few levels; check the brackets.")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 RecipeLoader.add_implicit_resolver(
@@ -101,20 +138,87 @@ def _walk(node: yaml.Node, key: Path_, lines: dict[Path_, int], problems: list[t
             _walk(item, key + (index,), lines, problems)
 
 
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuses a node graph that aliases make huge (a "billion laughs"), deep, or cyclic.
+
+    Aliases share nodes, so the graph is small even when the data it stands for is not;
+    every later step (the line map, validation, the resolved recipe written to the run) walks
+    the expanded data. Sizes and heights are memoized per node, and the walk stops as soon as
+    a limit is passed, so this costs at most the size of the file.
+    """
+    sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded nodes, height)
+    open_nodes: set[int] = set()
+
+    def measure(node: yaml.Node, depth: int) -> tuple[int, int]:
+        known = sizes.get(id(node))
+        if known is None:
+            if id(node) in open_nodes:
+                raise YamlLimit("an alias refers to a node that contains it (a recursive alias)",
+                                node.start_mark.line + 1, "Remove the alias, or copy the value.")
+            if depth > MAX_YAML_DEPTH:
+                raise YamlLimit(f"once aliases are expanded, the YAML nests more than "
+                                f"{MAX_YAML_DEPTH} levels deep", node.start_mark.line + 1,
+                                "Use fewer nested aliases.")
+            if isinstance(node, yaml.MappingNode):
+                children = [n for pair in node.value for n in pair]
+            elif isinstance(node, yaml.SequenceNode):
+                children = list(node.value)
+            else:
+                children = []
+            open_nodes.add(id(node))
+            total, height = 1, 1
+            for child in children:
+                size, child_height = measure(child, depth + 1)
+                total, height = total + size, max(height, child_height + 1)
+                if total > MAX_YAML_NODES:
+                    break
+            open_nodes.discard(id(node))
+            known = sizes[id(node)] = (total, height)
+        if known[0] > MAX_YAML_NODES:
+            raise YamlLimit(f"once aliases are expanded, the YAML holds more than "
+                            f"{MAX_YAML_NODES:,} values", node.start_mark.line + 1,
+                            "Use fewer aliases (*name), or write the values out.")
+        if depth + known[1] - 1 > MAX_YAML_DEPTH:
+            raise YamlLimit(f"once aliases are expanded, the YAML nests more than "
+                            f"{MAX_YAML_DEPTH} levels deep", node.start_mark.line + 1,
+                            "Use fewer nested aliases.")
+        return known
+
+    measure(root, 1)
+
+
+def parse_yaml(text: str) -> tuple[yaml.Node | None, Any]:
+    """Composes YAML text within the limits, then builds its data with the safe constructor.
+
+    Raises:
+        yaml.YAMLError: the text is not valid YAML.
+        YamlLimit: too deep, too large once aliases are expanded, or a recursive alias.
+    """
+    loader = RecipeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        _check_expansion(node)
+        return node, loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
-    """Reads a YAML file safely, returning its data and the line of every key."""
+    """Reads a YAML file safely, returning its data and the line of every key.
+
+    Only a regular file of at most `MAX_RECIPE_BYTES` is read (never a FIFO, a device or a
+    folder), and its YAML is bounded in depth and in size once aliases are expanded.
+    """
     file = str(path)
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise RecipeError([Problem(file, None, "", "file not found",
-                                   hint="Check the path, or run `mtl validate` on an existing recipe.")])
-    except OSError as error:
-        raise RecipeError([Problem(file, None, "", f"cannot read the file: {error.strerror}")])
-    if len(raw) > MAX_RECIPE_BYTES:
-        raise RecipeError([Problem(file, None, "", f"the recipe is {len(raw):,} bytes; recipes "
-                                   f"are limited to {MAX_RECIPE_BYTES:,}",
-                                   hint="Put data in a data file and point data.path at it.")])
+        raw = read_bytes_limited(path, MAX_RECIPE_BYTES, "recipe")
+    except FileRefused as error:
+        if error.missing:
+            raise RecipeError([Problem(file, None, "", "file not found", hint="Check the path, "
+                                       "or run `mtl validate` on an existing recipe.")]) from None
+        raise RecipeError([Problem(file, None, "", error.message, hint=error.hint)]) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -122,8 +226,9 @@ def read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
         raise RecipeError([Problem(file, line, "", "the file is not valid UTF-8 text",
                                    hint="Save the recipe as UTF-8.")])
     try:
-        node = yaml.compose(text, Loader=RecipeLoader)
-        data = yaml.load(text, Loader=RecipeLoader)
+        node, data = parse_yaml(text)
+    except YamlLimit as error:
+        raise RecipeError([Problem(file, error.line, "", error.message, hint=error.hint)]) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         what = getattr(error, "problem", None) or str(error)
@@ -133,7 +238,7 @@ def read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
             what = f"{what.strip()}; a recipe holds plain data, and tags that build objects are refused"
             hint = "Remove the '!!' tag."
         raise RecipeError([Problem(file, mark.line + 1 if mark else None, "",
-                                   f"invalid YAML: {what}", hint=hint)])
+                                   f"invalid YAML: {what}", hint=hint)]) from None
     lines: dict[Path_, int] = {}
     duplicates: list[tuple] = []
     if node is not None:
@@ -154,8 +259,14 @@ def apply_override(data: dict, text: str) -> Path_:
     if not all(key):
         raise RecipeError([Problem(OVERRIDE, None, key_text, "empty part in the dotted key",
                                    received(text))])
+    if len(key) > MAX_OVERRIDE_PARTS:
+        raise RecipeError([Problem(OVERRIDE, None, received(key_text.strip()), f"a dotted key has "
+                                   f"at most {MAX_OVERRIDE_PARTS} parts", str(len(key)))])
     try:
-        value = yaml.load(value_text, Loader=RecipeLoader) if value_text.strip() else None
+        value = parse_yaml(value_text)[1] if value_text.strip() else None
+    except YamlLimit as error:
+        raise RecipeError([Problem(OVERRIDE, None, dotted(key), error.message, None,
+                                   error.hint)]) from None
     except yaml.YAMLError:
         value = value_text
     key = tuple(int(part) if part.isdigit() else part for part in key)
@@ -278,6 +389,10 @@ def problems_from_validation(error: ValidationError, data: Any, file: str,
             shown = received(value)
             hint = did_you_mean(value, choices) or (f"Choose one of: {', '.join(choices)}."
                                                     if choices else "")
+        elif isinstance(value, bool) and re.match(r"(greater|less)_than|multiple_of|int_|float_|"
+                                                  r"finite_number", kind):
+            message = "a number is expected, not a boolean"  # not "should be greater than 0"
+            shown = str(value).lower()
         elif kind == "dict_type" and not key:
             message = "a recipe is a mapping of keys (name, data, tasks, ...)"
             shown = type(value).__name__
@@ -290,6 +405,44 @@ def problems_from_validation(error: ValidationError, data: Any, file: str,
         where_file, where_line = (OVERRIDE, None) if from_override else (file, line_of(lines, key))
         problems.append(Problem(where_file, where_line, dotted(key), message, shown, hint))
     return problems
+
+
+def _where(key: Path_, file: str, lines: dict[Path_, int], overridden: set[Path_]) -> tuple:
+    """(file, line) to blame for `key`: `--set` when an override set it or a key above it."""
+    if key and any(key[: len(o)] == o or o[: len(key)] == key for o in overridden):
+        return OVERRIDE, None
+    return file, line_of(lines, key)
+
+
+def suspect_values(value: Any, raw: Any, key: Path_ = ()) -> list[tuple[Path_, str, str]]:
+    """Values pydantic accepted that would mean something else than written: a boolean read
+    as a number (`epochs: true` is not 1 epoch) and Inf or NaN where a number is expected.
+
+    Walks the validated model beside the data it came from, so it covers every field of every
+    registered trunk and strategy without naming them.
+
+    Returns:
+        (key, message, received) for each such value.
+    """
+    found: list[tuple[Path_, str, str]] = []
+    if isinstance(value, BaseModel):
+        if isinstance(raw, dict):
+            for name in type(value).model_fields:
+                if name in raw:
+                    found += suspect_values(getattr(value, name), raw[name], key + (name,))
+    elif isinstance(value, dict) and isinstance(raw, dict):
+        for name, item in value.items():
+            if name in raw:
+                found += suspect_values(item, raw[name], key + (name,))
+    elif isinstance(value, (list, tuple)) and isinstance(raw, (list, tuple)) \
+            and len(value) == len(raw):
+        for index, (item, raw_item) in enumerate(zip(value, raw)):
+            found += suspect_values(item, raw_item, key + (index,))
+    elif isinstance(raw, bool) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        found.append((key, "a number is expected, not a boolean", str(raw).lower()))
+    elif isinstance(value, float) and not math.isfinite(value):
+        found.append((key, "a finite number is expected", received(raw)))
+    return found
 
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
@@ -339,6 +492,10 @@ def validate_recipe(data: dict, path: Path, lines: dict[Path_, int] | None = Non
         recipe = Recipe.model_validate(data)
     except ValidationError as error:
         raise RecipeError(problems_from_validation(error, data, file, lines, overridden)) from None
+    suspect = suspect_values(recipe, data)
+    if suspect:
+        raise RecipeError([Problem(*_where(key, file, lines, overridden), dotted(key), message,
+                                   shown) for key, message, shown in suspect])
     loaded = LoadedRecipe(recipe, path, lines, list(overrides))
     from mtl_runner.recipe.checks import run_checks
 

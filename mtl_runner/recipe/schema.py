@@ -17,6 +17,7 @@ from mtl_runner.weighting import WEIGHTINGS
 
 NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
 TASK_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
+MAX_SEED = 2**32 - 1  # numpy's global seed, which training sets, takes 32 bits
 
 
 class Strict(BaseModel):
@@ -42,7 +43,8 @@ class SplitConfig(Strict):
 
     validation: float = Field(0.15, ge=0.0, lt=1.0, description="Fraction of rows for validation.")
     test: float = Field(0.15, ge=0.0, lt=1.0, description="Fraction of rows for the final test.")
-    seed: int | None = Field(None, description="Seed of the split; defaults to the recipe's seed.")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED,
+                             description="Seed of the split; defaults to the recipe's seed.")
     stratify: bool | str = Field(True, description="true: stratify on the first classification "
                                  "or binary label; a column name: on that column; false: not at all.")
 
@@ -86,6 +88,35 @@ class AugmentConfig(Strict):
     contrast: float = Field(0.0, ge=0.0, lt=1.0)
 
 
+class CsvConfig(Strict):
+    """How a csv file is read (pandas.read_csv's sep, decimal and encoding)."""
+
+    sep: str = Field(",", description="The field separator, one character: , ; | or a tab "
+                     "(\"\\t\").")
+    decimal: Literal[".", ","] = Field(".", description="The decimal mark of numbers.")
+    encoding: str = Field("utf-8", description="The text encoding, e.g. utf-8, latin-1, cp1252.")
+
+    @model_validator(mode="after")
+    def _options_are_usable(self) -> "CsvConfig":
+        import codecs
+
+        if len(self.sep) != 1 or self.sep.isalnum() or self.sep in "\"'\r\n. ":
+            raise ValueError(f"sep is one character such as , ; | or a tab (\"\\t\"). "
+                             f"Received sep={self.sep!r}")
+        if self.sep == self.decimal:
+            raise ValueError(f"sep and decimal must differ (a ';'-separated file may use "
+                             f"decimal: ','). Received sep={self.sep!r}, decimal={self.decimal!r}")
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ValueError(f"unknown encoding; use e.g. utf-8, latin-1 or cp1252. "
+                             f"Received encoding={self.encoding!r}") from None
+        return self
+
+
+COLUMN_KINDS = ("datetime_parts", "datetime_ordinal", "list_join", "list_length")
+
+
 class DataConfig(Strict):
     """Where the examples come from and which columns are features."""
 
@@ -105,9 +136,22 @@ class DataConfig(Strict):
     augment: AugmentConfig | None = Field(None, description="Image augmentation (training only).")
     options: dict[str, Any] = Field(default_factory=dict, description="Arguments of a builtin "
                                     "dataset, e.g. {n: 2000, seed: 0} for shapes.")
+    csv: CsvConfig | None = Field(None, description="How the csv file is read: sep, decimal, "
+                                  "encoding (source: csv).")
+    bad_cells: Literal["error", "missing"] = Field(
+        "error", description="Cells that do not fit their column's kind (a word in a mostly "
+        "numeric column, a non-date in a date column; in evaluate, a label the run never saw): "
+        "error, naming them, or read them as missing and say how many.")
+    columns: dict[str, Literal[COLUMN_KINDS]] = Field(  # type: ignore[valid-type]
+        default_factory=dict, description="How to use a date or list column, which is refused "
+        "otherwise: datetime_parts (year, month, day, weekday, hour as numbers), "
+        "datetime_ordinal (days since 1970-01-01), list_join (the items joined by '|', one "
+        "category), list_length (the number of items).")
 
     @model_validator(mode="after")
     def _source_needs_its_key(self) -> "DataConfig":
+        if self.csv is not None and self.source != "csv":
+            raise ValueError(f"`csv` options apply to source: csv. Received source={self.source!r}")
         if self.source == "builtin" and not self.name:
             raise ValueError("source 'builtin' needs `name` (penguins, digits, digits_images, shapes)")
         if self.source == "image_dir" and self.image is None:
@@ -134,6 +178,9 @@ class TaskConfig(Strict):
     label: str | Annotated[list[str], Field(min_length=1)]
     loss: str | None = Field(None, description="Loss override; default depends on the type.")
     metrics: list[str] | None = Field(None, description="Metrics; default depends on the type.")
+    primary_metric: str | None = Field(None, description="The metric of this task that enters "
+                                       "Δm in `mtl compare`; default: accuracy (classification), "
+                                       "auc (binary), macro_f1 (multilabel), mae (regression).")
     weight: float = Field(1.0, ge=0.0, description="Static loss weight w_i.")
     positive: str | int | bool | None = Field(None, description="Positive class (binary).")
     delimiter: str | None = Field(None, description="Separator of a one-column multilabel label.")
@@ -152,6 +199,18 @@ class BackboneConfig(Strict):
     weights: str = Field("imagenet", description="imagenet | none | a weights FILE | "
                          "run:RUN (the backbone of an earlier run: id, prefix or recipe name).")
     pooling: Literal["avg", "max"] = "avg"
+    batch_norm: Literal["auto", "frozen", "train"] = Field(
+        "auto", description="The backbone's BatchNorm layers: frozen (inference mode, moving "
+        "statistics kept: right for pretrained weights), train (batch statistics, updated in "
+        "every stage, recalibrated after training), or auto: train when weights is none, "
+        "frozen otherwise.")
+
+    def batch_norm_mode(self) -> str:
+        """`frozen` or `train`: what `auto` means for these weights (only `none` is not
+        pretrained; imagenet, a file and run:RUN are)."""
+        if self.batch_norm != "auto":
+            return self.batch_norm
+        return "train" if self.weights == "none" else "frozen"
 
 
 class ModelConfig(Strict):
@@ -288,7 +347,7 @@ class Recipe(Strict):
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     tracking: TrackingConfig | None = Field(None, description="Default: TensorBoard only, or "
                                             "what the MTL_TRACKING variable or --tracking lists.")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seeds weights, shuffling and the split.")
 
     @field_validator("tasks", mode="before")
     @classmethod

@@ -425,7 +425,16 @@ def resolve_run(ref: str, results: str | Path, allow_path: bool = True) -> Path:
 
 def load_one(ref: str, results: str | Path) -> Run:
     """Resolves and reads one run for `mtl show`; a broken run.json is an error (exit 1)."""
-    path = resolve_run(ref, results)
+    return read_named(resolve_run(ref, results))
+
+
+def read_named(path: Path) -> Run:
+    """Reads a run the user named (`mtl show RUN`, `mtl compare RUN ...`).
+
+    Raises:
+        RunError: a file of the run is missing, truncated or garbled (exit 1), unlike a
+            folder met while scanning, which is skipped with a warning.
+    """
     try:
         return read_run(path)
     except UnreadableRun as problem:

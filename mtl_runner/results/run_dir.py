@@ -20,7 +20,67 @@ from typing import Any
 from mtl_runner.errors import RunError, UsageError
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+NAME_LIMIT = 64  # like a recipe's name; a run id adds 21 characters, a baseline "-<task>"
 STATUSES = ("running", "completed", "failed", "interrupted")
+
+
+def check_name(name: str, what: str = "--name", limit: int = NAME_LIMIT) -> str:
+    """Returns `name` if it can name a run or an evaluation, else raises UsageError.
+
+    A name becomes part of a file or folder name: 1 to `NAME_LIMIT` letters, digits, '.',
+    '_' and '-', not starting with '.' (a hidden file) or '-' (read as an option).
+    Checked before any work, so a bad name never costs a TensorFlow start.
+
+    Raises:
+        UsageError: the name is empty, longer than `limit`, or holds other characters.
+    """
+    shown = repr(name) if len(name) <= 60 else f"{name[:40]!r}... ({len(name)} characters)"
+    if not name or len(name) > limit:
+        raise UsageError(f"{what} must have 1 to {limit} characters. Received: {shown}"
+                         + (f". Give a shorter {what}." if name else ""))
+    if not RUN_NAME.match(name):
+        raise UsageError(f"{what} may hold only letters, digits, '.', '_' and '-'. "
+                         f"Received: {shown}")
+    if name[0] in ".-":
+        raise UsageError(f"{what} may not start with '.' (a hidden file) or '-'. Received: {shown}")
+    return name
+
+
+def check_new_output(path: str | Path, overwrite: bool, option: str = "--output",
+                     folder: bool = False, make_parents: bool = False) -> Path:
+    """Refuses, before any work, an output path that would replace something or cannot be made.
+
+    Args:
+        path: the file (or, with `folder`, the folder) a command is about to write.
+        overwrite: whether the user allowed replacing an existing one (`--overwrite`).
+        option: the option that named it, for the message.
+        folder: the output is a folder (a SavedModel), not a file.
+        make_parents: the command creates missing parent folders itself.
+
+    Raises:
+        UsageError: it exists (without `overwrite`), is of the other kind (a folder where a
+            file goes), or its parent is missing (unless `make_parents`) or is a file.
+    """
+    path = Path(path)
+    kind = "folder" if folder else "file"
+    if path.exists() or path.is_symlink():
+        if path.is_dir() != folder:
+            raise UsageError(f"{option} {path} is a {'file' if folder else 'folder'}; give the "
+                             f"path of a {kind}")
+        if not folder and not path.is_file():  # a device, a FIFO, a dangling link: never replaced
+            raise UsageError(f"{option} {path} is not a regular file; give the path of a file")
+        if not overwrite:
+            raise UsageError(f"{option} {path} exists already; nothing was written. Remove it, "
+                             f"give another {option}, or add --overwrite to replace it")
+    parent = path.parent
+    for above in (parent, *parent.parents):
+        if above.exists():
+            if not above.is_dir():
+                raise UsageError(f"{option} {path}: {above} is a file, not a folder")
+            if above != parent and not make_parents:
+                break
+            return path
+    raise UsageError(f"{option} {path}: the folder {parent} does not exist; create it first")
 
 
 def utc_now() -> dt.datetime:
@@ -82,9 +142,8 @@ class RunDirectory:
     @classmethod
     def create(cls, results: str | Path, name: str) -> "RunDirectory":
         """Makes a new, uniquely named run folder under `results` (never reuses one)."""
-        if not RUN_NAME.match(name):
-            raise UsageError(f"run name may hold only letters, digits, '.', '_' and '-'. "
-                             f"Received: {name!r}")
+        if not RUN_NAME.match(name) or len(name) > 3 * NAME_LIMIT:  # a name + "-<task>"
+            check_name(name, "the run name", 3 * NAME_LIMIT)
         results = Path(results)
         try:
             results.mkdir(parents=True, exist_ok=True)
@@ -127,6 +186,13 @@ class RunDirectory:
         info.update(fields)
         self.write_json("run.json", info)
         return info
+
+    def add_warning(self, message: str) -> dict[str, Any]:
+        """Appends one line to run.json `warnings` (each warning is recorded once)."""
+        warnings = list(self.read_json().get("warnings") or [])
+        if message not in warnings:
+            warnings.append(message)
+        return self.update(warnings=warnings)
 
     def finish(self, status: str, error: str | None = None, **fields: Any) -> dict[str, Any]:
         """Marks the run `completed`, `failed` or `interrupted`, with timings and the error."""

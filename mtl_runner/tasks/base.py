@@ -80,6 +80,16 @@ class TaskType:
     def output_units(self, info: dict[str, Any]) -> int:
         raise NotImplementedError
 
+    def unknown_labels(self, frame: pd.DataFrame,
+                       info: dict[str, Any]) -> tuple[np.ndarray, list, str]:
+        """Rows whose label is present but cannot be encoded with the stored `info` (a class
+        the run never saw, a word in a regression column): they would be dropped unseen.
+
+        Returns:
+            (rows, values, what): a boolean per row, the offending values, and what they are.
+        """
+        return np.zeros(len(frame), dtype=bool), [], ""
+
     # -- model ---------------------------------------------------------------------------------
     def keras_loss(self):
         import keras

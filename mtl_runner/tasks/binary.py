@@ -53,6 +53,13 @@ class Binary(TaskType):
         y = (names == info["positive"]).astype("float32").reshape(-1, 1)
         return EncodedLabels(y, known.astype("float32"), info)
 
+    def unknown_labels(self, frame: pd.DataFrame,
+                       info: dict[str, Any]) -> tuple[np.ndarray, list, str]:
+        names = class_names(frame[self.config.label])
+        rows = (names != "") & ~np.isin(names, info["classes"])
+        return rows, list(names[rows]), (f"neither of the two trained values "
+                                         f"({', '.join(info['classes'])})")
+
     def output_units(self, info: dict[str, Any]) -> int:
         return 1
 

@@ -45,6 +45,13 @@ class Classification(TaskType):
         y, mask = one_hot(class_names(frame[self.config.label]), info["classes"])
         return EncodedLabels(y, mask, info)
 
+    def unknown_labels(self, frame: pd.DataFrame,
+                       info: dict[str, Any]) -> tuple[np.ndarray, list, str]:
+        names = class_names(frame[self.config.label])
+        rows = (names != "") & ~np.isin(names, info["classes"])
+        return rows, list(names[rows]), (f"classes the run was not trained on (trained: "
+                                         f"{', '.join(info['classes'][:10])})")
+
     def output_units(self, info: dict[str, Any]) -> int:
         return len(info["classes"])
 

@@ -74,6 +74,26 @@ class Multilabel(TaskType):
                 mask[names == ""] = 0.0
         return EncodedLabels(y, mask, info)
 
+    def unknown_labels(self, frame: pd.DataFrame,
+                       info: dict[str, Any]) -> tuple[np.ndarray, list, str]:
+        rows = np.zeros(len(frame), dtype=bool)
+        values: list = []
+        if self._delimited():
+            known = set(info["classes"])
+            for row, tokens in enumerate(self._tokens(frame)):
+                strange = [t for t in tokens or [] if t not in known]
+                if strange:
+                    rows[row] = True
+                    values += strange
+            trained = ", ".join(info["classes"][:10])
+            return rows, values, f"labels the run was not trained on (trained: {trained})"
+        for column in info["classes"]:
+            names = class_names(frame[column])
+            bad = (names != "") & ~np.isin(names, ["0", "1", "true", "false"])
+            rows |= bad
+            values += list(names[bad])
+        return rows, values, "not 0/1"
+
     def output_units(self, info: dict[str, Any]) -> int:
         return len(info["classes"])
 

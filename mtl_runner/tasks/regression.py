@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mtl_runner.tasks.base import TASK_TYPES, EncodedLabels, TaskType
+from mtl_runner.tasks.base import TASK_TYPES, EncodedLabels, TaskType, missing
 
 
 @TASK_TYPES.register("regression")
@@ -59,6 +59,17 @@ class Regression(TaskType):
         mask = (~np.isnan(values).any(axis=1)).astype("float32")
         y = (values - np.array(info["mean"])) / np.array(info["scale"])
         return EncodedLabels(np.nan_to_num(y).astype("float32"), mask, info)
+
+    def unknown_labels(self, frame: pd.DataFrame,
+                       info: dict[str, Any]) -> tuple[np.ndarray, list, str]:
+        rows = np.zeros(len(frame), dtype=bool)
+        values: list = []
+        for column in self.label_columns():
+            cells = frame[column]
+            bad = pd.to_numeric(cells, errors="coerce").isna().to_numpy() & ~missing(cells)
+            values += list(cells[bad])
+            rows |= bad
+        return rows, values, "not numbers"
 
     def output_units(self, info: dict[str, Any]) -> int:
         return len(info["columns"])

@@ -2,9 +2,12 @@
 
 Each checkpoint holds the network's weights, the optimizer's state, the weighting strategy's
 variables and every layer's random-number state (`tf.train.Checkpoint`); the last two are
-kept, so a corrupt latest one falls back to the previous. `checkpoints/state.json` says where
-the latest one stands: stage, epochs completed, and steps into the next epoch (0 after an
-epoch). Checkpoints are numbered by training steps done (`ckpt-<steps>`).
+kept, so a corrupt latest one falls back to the previous. `checkpoints/state.json` records,
+for every kept checkpoint, the `Position` it was saved at (stage, epochs completed, steps into
+the next epoch, early-stopping progress, the stages already finished), so a fallback resumes
+from exactly where that older checkpoint stands. Checkpoints are numbered by training steps
+done (`ckpt-<steps>`). Early stopping's best weights live beside them as
+`best_weights-<epoch>.npz`, one file per best epoch still referenced by a kept checkpoint.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import keras
 
-from mtl_runner.errors import RunError
+from mtl_runner.errors import RunError, UsageError
 from mtl_runner.results import RunDirectory
 
 FOLDER = "checkpoints"
@@ -24,29 +27,139 @@ STATE = "state.json"
 
 
 @dataclasses.dataclass
-class ResumePoint:
-    """Where a resumed run picks up: after `epoch`, inside stage `stage`."""
+class Position:
+    """Where a checkpoint stands, and so where a run resumed from it picks up.
 
+    Attributes:
+        checkpoint: the checkpoint's name (`ckpt-<steps>`).
+        stage: the stage to continue (the number of stages once training is over).
+        stage_first_epoch: epochs done before that stage began.
+        epoch: epochs completed, counted over all stages.
+        step: steps of epoch `epoch + 1` already trained.
+        early_stopping: the stage's early-stopping progress (wait, best, best_epoch, and the
+            file of its best weights).
+        stopped: early stopping ended the stage at `epoch`; what is left is to finish it.
+        stages: what each finished stage did (`StageResult.to_dict()`), for run.json.
+    """
+
+    checkpoint: str
     stage: int
     stage_first_epoch: int
     epoch: int
-    checkpoints: list[str]
-    step: int = 0  # steps of epoch `epoch + 1` already trained
-    early_stopping: dict | None = None  # the stage's early-stopping progress
+    step: int = 0
+    early_stopping: dict | None = None
+    stopped: bool = False
+    stages: list = dataclasses.field(default_factory=list)
+
+    @property
+    def stage_start(self) -> bool:
+        """At the very start of a stage, whose optimizer is new: only the network carries over."""
+        return self.epoch == self.stage_first_epoch and self.step == 0
+
+    def describe(self) -> str:
+        steps = f" and {self.step} steps" if self.step else ""
+        return f"after epoch {self.epoch}{steps}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
     @classmethod
-    def read(cls, run: RunDirectory) -> "ResumePoint":
+    def from_dict(cls, data: dict) -> "Position":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in fields})
+
+
+@dataclasses.dataclass
+class ResumePoint:
+    """Every kept checkpoint's position, newest last; `latest` is what a resume tries first."""
+
+    positions: list[Position]
+
+    @property
+    def latest(self) -> Position:
+        return self.positions[-1]
+
+    @property
+    def epoch(self) -> int:
+        return self.latest.epoch
+
+    @property
+    def step(self) -> int:
+        return self.latest.step
+
+    @classmethod
+    def read(cls, run: RunDirectory) -> "ResumePoint | None":
+        """The run's checkpoints, or None when it saved none (it can only start again).
+
+        Raises:
+            UsageError: state.json is unreadable, or it is missing while history.csv shows
+                epochs that the run must have checkpointed.
+        """
         path = run.path / FOLDER / STATE
         try:
             state = json.loads(path.read_text())
-            return cls(int(state["stage"]), int(state["stage_first_epoch"]), int(state["epoch"]),
-                       list(state["checkpoints"]), int(state.get("step", 0)),
-                       state.get("early_stopping"))
+            if "positions" not in state:  # written before positions were kept per checkpoint
+                state["positions"] = [dict(state, checkpoint=state["checkpoints"][-1],
+                                           stages=run.read_json().get("stages", [])[: state["stage"]])]
+            positions = [Position.from_dict(p) for p in state["positions"]]
+            if not positions:
+                raise ValueError("it lists no checkpoint")
+            return cls(positions)
         except FileNotFoundError:
-            raise RunError(f"{run.path} has no checkpoint to resume from ({path} is missing); "
-                           "it stopped before its first epoch ended. Train it again instead.") from None
+            epochs = history_epochs(run)
+            if epochs:
+                what = (f"{path.parent} is missing" if not path.parent.exists()
+                        else f"{path} is missing")
+                raise UsageError(
+                    f"run {run.run_id} cannot be resumed: {what}, although history.csv records "
+                    f"{epochs} epoch{'s' if epochs != 1 else ''} (the checkpoints were deleted, or "
+                    "the run stopped before its first checkpoint, which is saved every "
+                    f"runtime.checkpoint_seconds). Train it again: mtl train {run.path / 'recipe.yaml'}"
+                ) from None
+            return None
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise RunError(f"cannot read {path}: {error}") from None
+            raise UsageError(f"run {run.run_id} cannot be resumed: {path} is unreadable "
+                             f"({str(error).splitlines()[0][:120]}). Train it again: "
+                             f"mtl train {run.path / 'recipe.yaml'}") from None
+
+
+def history_epochs(run: RunDirectory) -> int:
+    """How many epoch rows the run's history.csv holds (0 when it has none or is unreadable)."""
+    import pandas as pd
+
+    try:
+        return int(len(pd.read_csv(run.file("history.csv"))))
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return 0
+
+
+def readable_position(run: RunDirectory, point: ResumePoint, echo) -> Position:
+    """The newest checkpoint whose files read completely; each one skipped is named in a
+    warning line, and the position resumed from is that checkpoint's own.
+
+    Raises:
+        RunError: no checkpoint can be read; names every file tried and why.
+    """
+    import tensorflow as tf
+
+    tried = []
+    for position in reversed(point.positions):
+        path = run.path / FOLDER / position.checkpoint
+        try:
+            reader = tf.train.load_checkpoint(str(path))
+            for name in reader.get_variable_to_shape_map():
+                reader.get_tensor(name)  # a truncated data file fails here, not at restore
+        except Exception as error:  # noqa: BLE001 - any unreadable file: name it and fall back
+            reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+            files = sorted(str(f) for f in path.parent.glob(f"{path.name}.*")) or [f"{path} (missing)"]
+            tried.append(f"{', '.join(files)}: {reason}")
+            continue
+        if tried:
+            echo(f"warning: {len(tried)} newer checkpoint(s) could not be read ({'; '.join(tried)}); "
+                 f"resuming from {position.checkpoint} instead, {position.describe()}")
+        return position
+    raise RunError("no readable checkpoint to resume from: " + "; ".join(tried or ["none listed"])
+                   + ". Train the recipe again.")
 
 
 def random_state(network):
@@ -104,14 +217,15 @@ class Checkpointer(keras.callbacks.Callback):
         every_steps: also save every this many steps inside an epoch (None: only after epochs).
         first_step: steps of the first epoch already trained (a run resumed mid-epoch).
         early: the stage's `ResumableEarlyStopping`, whose progress (and best weights, in
-            best_weights.npz) each checkpoint records.
+            best_weights-<epoch>.npz) each checkpoint records.
+        finished: what the stages before this one did, recorded with each checkpoint.
         enabled: False on a worker other than the chief, which saves nothing.
     """
 
     def __init__(self, run: RunDirectory, network, trainer, stage: int, stage_first_epoch: int,
                  steps_per_epoch: int = 1, every_seconds: float = 0.0,
                  every_steps: int | None = None, first_step: int = 0, early=None,
-                 enabled: bool = True):
+                 finished: list | None = None, enabled: bool = True):
         super().__init__()
         import time
 
@@ -129,7 +243,7 @@ class Checkpointer(keras.callbacks.Callback):
         self.step_offset = first_step
         self.last_saved: tuple[int, int] | None = None  # (epochs, steps) of the last save
         self.early = early
-        self.best_written: int | None = None  # the best epoch whose weights are on disk
+        self.finished = list(finished or [])
         self.epoch = stage_first_epoch
         self.clock = time.monotonic
         self.saved_at = self.clock()
@@ -154,80 +268,108 @@ class Checkpointer(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             return  # keep the last good checkpoint
-        if self.clock() - self.saved_at >= self.every_seconds:
-            self.save(epoch + 1)
+        # early stopping (placed before this callback) may have ended the stage just now
+        stopped = bool(getattr(self.model, "stop_training", False))
+        if stopped or self.clock() - self.saved_at >= self.every_seconds:
+            self.save(epoch + 1, stopped=stopped)
 
-    def save(self, epoch: int, stage_done: bool = False, step: int = 0) -> None:
+    def save(self, epoch: int, stage_done: bool = False, step: int = 0,
+             stopped: bool = False, result: dict | None = None) -> None:
         """Saves the state after `epoch` epochs (counted over all stages) and `step` steps of
-        the next. After a stage's last epoch, the state points at the start of the next stage."""
+        the next. After a stage's last epoch (`stage_done`, with the stage's `result`), the
+        position points at the start of the next stage."""
         if not self.enabled:
             return
-        self.manager.save(checkpoint_number=epoch * self.steps_per_epoch + step)
+        path = self.manager.save(checkpoint_number=epoch * self.steps_per_epoch + step)
         self.saved_at = self.clock()
         self.last_saved = (epoch, step)
-        stage, first = (self.stage + 1, epoch) if stage_done else (self.stage, self.stage_first_epoch)
-        state = {"stage": stage, "stage_first_epoch": first, "epoch": epoch, "step": step,
-                 "checkpoints": [Path(p).name for p in self.manager.checkpoints]}
-        best = self.run.path / FOLDER / BEST_WEIGHTS
-        if self.early is not None and not stage_done:
-            state["early_stopping"] = self.early.progress()
-            if getattr(self.early, "best_weights", None) is None:
-                best.unlink(missing_ok=True)
-            elif self.best_written != self.early.best_epoch:
-                write_best_weights(self.run, self.early.best_weights)
-                self.best_written = self.early.best_epoch
-        else:  # the next stage starts its own early stopping
-            best.unlink(missing_ok=True)
+        name = Path(path).name
+        if stage_done:
+            position = Position(name, self.stage + 1, epoch, epoch,
+                                stages=[*self.finished, *([result] if result else [])])
+        else:
+            position = Position(name, self.stage, self.stage_first_epoch, epoch, step,
+                                self.early_progress(), stopped, list(self.finished))
+        kept = [Path(p).name for p in self.manager.checkpoints]
+        positions = [p for p in previous_positions(self.run) if p.checkpoint in kept
+                     and p.checkpoint != name] + [position]
+        state = {k: v for k, v in position.to_dict().items() if k != "checkpoint"}
+        state.update(checkpoints=[p.checkpoint for p in positions],
+                     positions=[p.to_dict() for p in positions])
         self.run.write_json(f"{FOLDER}/{STATE}", state)
+        remove_unreferenced_best_weights(self.run, positions)
+
+    def early_progress(self) -> dict | None:
+        """Early stopping's progress, its best weights written once per best epoch."""
+        if self.early is None:
+            return None
+        progress = dict(self.early.progress(), best_weights=None)
+        if getattr(self.early, "best_weights", None) is not None:
+            progress["best_weights"] = f"best_weights-{progress['best_epoch']}.npz"
+            if not (self.run.path / FOLDER / progress["best_weights"]).exists():
+                write_best_weights(self.run, progress["best_weights"], self.early.best_weights)
+        return progress
 
 
-BEST_WEIGHTS = "best_weights.npz"
+def previous_positions(run: RunDirectory) -> list[Position]:
+    try:
+        state = json.loads((run.path / FOLDER / STATE).read_text())
+        return [Position.from_dict(p) for p in state.get("positions", [])]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
-def write_best_weights(run: RunDirectory, weights: list) -> None:
+def remove_unreferenced_best_weights(run: RunDirectory, positions: list[Position]) -> None:
+    used = {(p.early_stopping or {}).get("best_weights") for p in positions}
+    for path in (run.path / FOLDER).glob("best_weights-*.npz"):
+        if path.name not in used:
+            path.unlink(missing_ok=True)
+
+
+def write_best_weights(run: RunDirectory, name: str, weights: list) -> None:
     """Early stopping's best weights so far (restored at a stage's end), written atomically."""
     import os
 
     import numpy as np
 
-    path = run.path / FOLDER / BEST_WEIGHTS
+    path = run.path / FOLDER / name
     temporary = path.with_suffix(".tmp.npz")
     np.savez(temporary, *weights)
     os.replace(temporary, path)
 
 
-def read_best_weights(run: RunDirectory) -> list | None:
-    import numpy as np
-
-    try:
-        with np.load(run.path / FOLDER / BEST_WEIGHTS, allow_pickle=False) as saved:
-            return [saved[f"arr_{i}"] for i in range(len(saved.files))]
-    except (OSError, ValueError):
-        return None
-
-
-def restore(run: RunDirectory, point: ResumePoint, network, trainer) -> str:
-    """Restores the newest readable checkpoint into the network, optimizer and strategy.
-
-    Returns:
-        The checkpoint's name.
+def read_best_weights(run: RunDirectory, position: Position) -> list | None:
+    """The best weights a position's early-stopping progress refers to (None: none yet).
 
     Raises:
-        RunError: no checkpoint can be read; names the files tried.
+        RunError: the position refers to a file that is missing or unreadable.
     """
-    import tensorflow as tf
+    import numpy as np
 
-    if point.epoch == point.stage_first_epoch and point.step == 0:
-        # the start of a stage: its optimizer is new, only the network and RNG carry over
-        checkpoint = make_checkpoint(network)
-    else:
-        checkpoint = make_checkpoint(network, trainer)
-    tried = []
-    for name in reversed(point.checkpoints):
-        path = run.path / FOLDER / name
-        try:
-            checkpoint.restore(str(path)).expect_partial()
-            return name
-        except (tf.errors.OpError, ValueError, AssertionError) as error:
-            tried.append(f"{path}: {str(error).splitlines()[0][:120]}")
-    raise RunError("no readable checkpoint to resume from: " + "; ".join(tried or ["none listed"]))
+    name = (position.early_stopping or {}).get("best_weights")
+    if not name:
+        return None
+    path = run.path / FOLDER / name
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    except (OSError, ValueError, KeyError) as error:
+        raise RunError(f"cannot resume: early stopping's best weights {path} are unreadable "
+                       f"({str(error).splitlines()[0][:120]}). Train the recipe again.") from None
+
+
+def restore(run: RunDirectory, position: Position, network, trainer=None) -> None:
+    """Restores `position`'s checkpoint into the network (and, with `trainer`, the optimizer
+    and the weighting strategy's variables).
+
+    Raises:
+        RunError: the checkpoint does not fit this model; names the file.
+    """
+    checkpoint = make_checkpoint(network, None if position.stage_start else trainer)
+    path = run.path / FOLDER / position.checkpoint
+    try:
+        checkpoint.restore(str(path)).expect_partial()
+    except Exception as error:  # noqa: BLE001 - name the file whatever went wrong
+        raise RunError(f"cannot restore checkpoint {path} into this model "
+                       f"({str(error).splitlines()[0][:160]}); was the data or recipe changed "
+                       "since the run started? Train the recipe again.") from None

@@ -69,7 +69,7 @@ def cached_features(model: keras.Model, prepared: Prepared, batch_size: int, ech
     return prepared.with_inputs(features)
 
 
-def early_stopping(stopping, run, resume=None) -> ResumableEarlyStopping | None:
+def early_stopping(stopping, run, position=None) -> ResumableEarlyStopping | None:
     """The stage's early stopping (None without `training.early_stopping`), with the progress
     a resumed run's checkpoint recorded."""
     from mtl_runner.training.checkpoints import read_best_weights
@@ -77,8 +77,8 @@ def early_stopping(stopping, run, resume=None) -> ResumableEarlyStopping | None:
     if stopping is None:
         return None
     progress, best_weights = None, None
-    if resume is not None and resume.early_stopping is not None:
-        progress, best_weights = resume.early_stopping, read_best_weights(run)
+    if position is not None and position.early_stopping is not None:
+        progress, best_weights = position.early_stopping, read_best_weights(run, position)
     return ResumableEarlyStopping(
         progress, best_weights, monitor=stopping.monitor, patience=stopping.patience,
         min_delta=stopping.min_delta, mode=monitor_mode(stopping.monitor),
@@ -87,7 +87,7 @@ def early_stopping(stopping, run, resume=None) -> ResumableEarlyStopping | None:
 
 def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: HistoryWriter,
               first_epoch: int, total_epochs: int, echo, feature_cache: dict, runtime=None,
-              stage_index: int = 0, resume=None) -> StageResult:
+              stage_index: int = 0, resume=None, finished: list | None = None) -> StageResult:
     """Trains one stage and returns what it did.
 
     Args:
@@ -102,7 +102,9 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
         feature_cache: {"prepared": ...} once features were computed (reused across stages).
         runtime: the `Runtime` (distribution strategy); None for the default one.
         stage_index: the stage's position, recorded with each checkpoint.
-        resume: a `ResumePoint` inside this stage: restore it and run the epochs left.
+        resume: a checkpoint `Position` inside this stage: restore it and run the epochs left
+            (none when early stopping had already ended the stage).
+        finished: what the earlier stages did (`StageResult.to_dict()`), kept with checkpoints.
     """
     import contextlib
 
@@ -110,7 +112,8 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
 
     training = recipe.training
     tasks = list(prepared.tasks)
-    set_trainable(model, stage.trainable, tasks)
+    set_trainable(model, stage.trainable, tasks,
+                  recipe.model.backbone.batch_norm_mode() if recipe.model.backbone else "frozen")
     cached = can_cache_features(model, recipe, stage)
     started = time.perf_counter()  # a stage's time includes computing its cached features
     target, data = model, prepared
@@ -133,13 +136,14 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
     stage_first_epoch, epochs_left, first_step = first_epoch, stage.epochs, 0
     if resume is not None:
         with scope():
-            name = restore(history.run, resume, model, trainer)
+            restore(history.run, resume, model, trainer)
         stage_first_epoch = resume.stage_first_epoch
         first_epoch = resume.epoch
-        epochs_left = stage.epochs - (resume.epoch - resume.stage_first_epoch)
+        epochs_left = (0 if resume.stopped
+                       else stage.epochs - (resume.epoch - resume.stage_first_epoch))
         first_step = resume.step
-        echo(f"resuming stage {stage.name} after epoch {resume.epoch}"
-             f"{f' and {first_step} steps' if first_step else ''} from checkpoint {name}")
+        echo(f"resuming stage {stage.name} {resume.describe()} from checkpoint {resume.checkpoint}"
+             f"{' (early stopping had ended it)' if resume.stopped else ''}")
 
     steps = steps_per_epoch(data, "train", training.batch_size)
     train_data = make_dataset(data, "train", training.batch_size, recipe.seed, shuffle=True,
@@ -152,7 +156,7 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
     early = early_stopping(stopping, history.run, resume)
     checkpointer = Checkpointer(history.run, model, trainer, stage_index, stage_first_epoch,
                                 steps, recipe.runtime.checkpoint_seconds,
-                                recipe.runtime.checkpoint_steps, first_step, early,
+                                recipe.runtime.checkpoint_steps, first_step, early, finished,
                                 enabled=runtime is None or runtime.chief)
     # early stopping decides before the checkpointer saves its progress
     callbacks: list = [history, stop_on_nan, *([early] if early else []), checkpointer,
@@ -169,9 +173,6 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
         echo(f"stage {stage.name}: {stage.epochs} epochs, learning rate {stage.learning_rate:g}"
              f"{' (cosine)' if stage.schedule == 'cosine' else ''}, trainable {stage.trainable} "
              f"({trainable:,} parameters){', cached backbone features' if cached else ''}")
-    if epochs_left <= 0:
-        return StageResult(stage.name, stage.trainable, 0, None, trainable_count(model), cached,
-                           0.0, first_epoch)
 
     def fit(dataset, first: int, last: int, steps_in_epoch: int):
         options = dict(validation_data=validation_data, initial_epoch=first, epochs=last,
@@ -188,7 +189,8 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
 
     last_epoch, whole_from = first_epoch + epochs_left, first_epoch
     losses: list = []
-    if first_step:  # resumed mid-epoch: the rest of that epoch (its logs cover those steps only)
+    if first_step and epochs_left > 0:
+        # resumed mid-epoch: the rest of that epoch first (its logs cover those steps only)
         if early is not None:
             early.final = False  # the stage goes on: keep the weights, carry the progress over
         losses += fit(train_data.skip(first_step), first_epoch, first_epoch + 1, steps - first_step)
@@ -199,14 +201,26 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
                                   first_epoch=whole_from)
     if whole_from < last_epoch and not trainer.stop_training:
         losses += fit(train_data, whole_from, last_epoch, steps)
+    elif not losses:
+        finish_without_training(early, trainer)
     seconds = time.perf_counter() - started
-    if stop_on_nan.bad_epoch is None:
-        checkpointer.save(first_epoch + len(losses), stage_done=True)
     if stop_on_nan.bad_epoch is not None:
         raise RunError(f"the loss became NaN or Inf at epoch {stop_on_nan.bad_epoch}; lower "
                        f"the learning rate or set training.optimizer.clipnorm")
     epochs = len(losses) + (first_epoch - stage_first_epoch)
     best = getattr(early, "best_epoch", None) if early is not None else None
-    return StageResult(stage.name, stage.trainable, epochs,
-                       None if best is None else int(best) + 1, trainable, cached,
-                       round(seconds, 3), stage_first_epoch + epochs)
+    result = StageResult(stage.name, stage.trainable, epochs,
+                         None if best is None else int(best) + 1, trainable, cached,
+                         round(seconds, 3), stage_first_epoch + epochs)
+    checkpointer.save(stage_first_epoch + epochs, stage_done=True, result=result.to_dict())
+    return result
+
+
+def finish_without_training(early: ResumableEarlyStopping | None, trainer) -> None:
+    """A resumed stage with no epoch left to train ends as a trained one does: early stopping
+    restores its best weights (Keras does so in `on_train_end` whenever it holds some)."""
+    if early is None:
+        return
+    early.set_model(trainer)
+    early.on_train_begin()  # takes the carried progress and best weights
+    early.on_train_end()

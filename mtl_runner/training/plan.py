@@ -2,14 +2,14 @@
 
 `mtl train RECIPE --seeds 3 --baselines` trains, for each seed, the recipe and then every task
 alone (same data split, trunk, head, budget and seed), recording each baseline with role
-`baseline:<task>` and the multi-task run as its parent. A baseline whose resolved recipe
-already ran to completion in the results folder is reused, not retrained.
+`baseline:<task>` and the multi-task run as its parent. A run (multi-task or baseline) that
+already ran to completion in the results folder — the same run by
+`mtl_runner.results.identity` — is reused, not retrained.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Callable
 
@@ -59,19 +59,12 @@ def baseline_recipe(loaded: LoadedRecipe, task: str) -> LoadedRecipe:
     return dataclasses.replace(loaded, recipe=Recipe.model_validate(data))
 
 
-def completed_with_recipe(results: Path, recipe_text: str, role: str) -> Path | None:
-    """A completed run in `results` with this exact resolved recipe and role, if any."""
-    if not results.is_dir():
-        return None
-    for path in sorted(results.iterdir()):
-        try:
-            info = json.loads((path / "run.json").read_text())
-            same = (path / "recipe.yaml").read_text() == recipe_text
-        except (OSError, ValueError):
-            continue
-        if same and info.get("status") == "completed" and info.get("role") == role:
-            return path
-    return None
+def reusable(results: Path, loaded: LoadedRecipe, role: str) -> Path | None:
+    """A completed run in `results` that is the same run (`mtl_runner.results.identity`)."""
+    from mtl_runner.results.identity import find_completed, identity_for
+    from mtl_runner.training.run import resolved_recipe_yaml
+
+    return find_completed(results, identity_for(resolved_recipe_yaml(loaded), role))
 
 
 def train_plan(loaded: LoadedRecipe, results: str | Path, name: str | None, seeds: list[int],
@@ -81,7 +74,7 @@ def train_plan(loaded: LoadedRecipe, results: str | Path, name: str | None, seed
     Returns:
         The run folders, trained or reused, in order.
     """
-    from mtl_runner.training.run import resolved_recipe_yaml, train
+    from mtl_runner.training.run import train
 
     results = Path(results)
     tasks = list(loaded.recipe.tasks)
@@ -91,22 +84,28 @@ def train_plan(loaded: LoadedRecipe, results: str | Path, name: str | None, seed
     for seed in seeds:
         seeded = with_seed(loaded, seed)
         count += 1
-        echo(f"[{count}/{total}] {loaded.recipe.name} (seed {seed})")
-        parent = train(seeded, results, name=name, command=command, echo=echo)
-        folders.append(parent.path)
+        reused = reusable(results, seeded, "mtl")
+        if reused is not None:
+            echo(f"[{count}/{total}] {loaded.recipe.name} (seed {seed}): reusing {reused.name}")
+            parent_id, parent_path = reused.name, reused
+        else:
+            echo(f"[{count}/{total}] {loaded.recipe.name} (seed {seed})")
+            parent = train(seeded, results, name=name, command=command, echo=echo)
+            parent_id, parent_path = parent.run_id, parent.path
+        folders.append(parent_path)
         if not baselines:
             continue
         for task in tasks:
             count += 1
             single = baseline_recipe(seeded, task)
             role = f"baseline:{task}"
-            reused = completed_with_recipe(results, resolved_recipe_yaml(single), role)
+            reused = reusable(results, single, role)
             if reused is not None:
                 echo(f"[{count}/{total}] {role} (seed {seed}): reusing {reused.name}")
                 folders.append(reused)
                 continue
             echo(f"[{count}/{total}] {role} (seed {seed})")
             run = train(single, results, name=f"{name or loaded.recipe.name}-{task}", command=command,
-                        echo=echo, role=role, parent=parent.run_id)
+                        echo=echo, role=role, parent=parent_id)
             folders.append(run.path)
     return folders

@@ -89,7 +89,11 @@ def prepare(frame: pd.DataFrame | None, recipe, frames: list[pd.DataFrame] | Non
         recipe: the validated recipe.
         frames: one table per `recipe.data_groups()` when tasks bring their own data.
     """
+    from mtl_runner.data.kinds import settled_frames
+
     groups = recipe.data_groups()
+    frames = settled_frames(list(frames) if frames is not None else [frame], recipe)
+    frame = frames[0]
     if len(groups) > 1:
         return prepare_mixed(frames, recipe)
     skipped: list[str] = []

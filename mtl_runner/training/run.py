@@ -48,15 +48,25 @@ def start_run(loaded: LoadedRecipe, results: str | Path, name: str | None,
     """Creates the run directory, writes the resolved recipe and marks the run `running`."""
     recipe = loaded.recipe
     run = RunDirectory.create(results, name or recipe.name)
-    run.write_text("recipe.yaml", resolved_recipe_yaml(loaded))
+    text = resolved_recipe_yaml(loaded)
+    run.write_text("recipe.yaml", text)
     run.write_json("run.json", {
         "id": run.run_id, "name": name or recipe.name, "recipe_name": recipe.name,
         "status": "running", "error": None, "role": role, "parent": parent,
         "started_at": utc_now().isoformat(), "finished_at": None, "duration_s": None,
         "command": command, "recipe_file": str(loaded.path), "overrides": loaded.overrides,
         "seed": recipe.seed, "pid": os.getpid(), "host": socket.gethostname(),
+        "recipe_sha256": text_digest(text),
     })
     return run
+
+
+def text_digest(text: str) -> str:
+    """SHA-256 of a text's UTF-8 bytes (run.json keeps the resolved recipe's, so a resume
+    can tell that recipe.yaml was edited after the run started)."""
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def train(loaded: LoadedRecipe, results: str | Path, name: str | None = None,
@@ -82,6 +92,7 @@ def train(loaded: LoadedRecipe, results: str | Path, name: str | None = None,
     """
     from mtl_runner.training.cluster import ClusterRole
 
+    import_tensorflow()  # first, so that its start-up lines are captured (Keras imports it too)
     cluster = ClusterRole.from_env()
     if cluster.multi_worker and not cluster.is_chief:
         return train_as_worker(cluster, loaded, results, name, command, echo, role, parent, resume)
@@ -134,8 +145,10 @@ def train_here(loaded: LoadedRecipe, results: str | Path, name: str | None,
         with stop_on_signals():
             _train(loaded, run, source_results or results, echo, resume is not None)
     except KeyboardInterrupt:
-        run.finish("interrupted", f"interrupted (Ctrl-C or SIGTERM), {last_checkpoint(run)}; "
-                   f"continue with mtl train --resume {run.run_id}")
+        where = last_checkpoint(run)
+        then = ("continue with" if where.startswith("last") else "start it again in the same folder with")
+        run.finish("interrupted", f"interrupted (Ctrl-C or SIGTERM), {where}; "
+                   f"{then} mtl train --resume {run.run_id}")
         raise RunError(f"interrupted; what was written so far is in {run.path}. Continue with "
                        f"mtl train --resume {run.run_id}") from None
     except MtlError as error:
@@ -157,10 +170,11 @@ def last_checkpoint(run: RunDirectory) -> str:
 
     try:
         point = ResumePoint.read(run)
-    except RunError:
+    except MtlError:
+        point = None
+    if point is None:
         return "before its first checkpoint"
-    steps = f" and {point.step} steps" if point.step else ""
-    return f"last checkpoint after epoch {point.epoch}{steps}"
+    return f"last checkpoint {point.latest.describe()}"
 
 
 def weights_digest(model) -> str:
@@ -181,9 +195,10 @@ def _train(loaded: LoadedRecipe, run: RunDirectory, results: str | Path, echo: E
     import keras
 
     from mtl_runner.data.sources import read_source
+    from mtl_runner.models.batch_norm import check_features, finish_batch_norm
     from mtl_runner.models.build import build_model
     from mtl_runner.training.callbacks import HistoryWriter
-    from mtl_runner.training.checkpoints import ResumePoint
+    from mtl_runner.training.checkpoints import ResumePoint, readable_position, restore
     from mtl_runner.training.evaluate import evaluate, metrics_table
     from mtl_runner.training.loop import StageResult, fit_stage
     from mtl_runner.training.prepare import prepare
@@ -192,6 +207,9 @@ def _train(loaded: LoadedRecipe, run: RunDirectory, results: str | Path, echo: E
 
     recipe = loaded.recipe
     point = ResumePoint.read(run) if resuming else None
+    if resuming and point is None:
+        echo(f"run {run.run_id} saved no checkpoint before it stopped: training it again from the "
+             "start, in the same folder")
     runtime = setup_runtime(recipe.runtime, recipe.training.batch_size)
     try:
         run.update(**runtime.record(), versions=versions())
@@ -226,21 +244,31 @@ def _train(loaded: LoadedRecipe, run: RunDirectory, results: str | Path, echo: E
         stages = stage_plan(recipe)
         total = sum(stage.epochs for stage in stages)
         history = HistoryWriter(run)
+        position = readable_position(run, point, echo) if point is not None else None
         done: list[StageResult] = []
-        if point is not None:
-            history.keep_until(point.epoch)
-            done = [StageResult(**r, last_epoch=0) for r in run.read_json().get("stages", [])[: point.stage]]
+        if position is not None:
+            history.keep_until(position.epoch)
+            done = [StageResult(**r, last_epoch=0) for r in position.stages]
+            if position.stage >= len(stages):  # training was over: the final weights, as saved
+                with runtime.strategy.scope():
+                    restore(run, position, model)
+                echo(f"resuming after training ended (epoch {position.epoch}) from checkpoint "
+                     f"{position.checkpoint}: evaluating and saving the trained model")
         feature_cache: dict = {}
-        epoch = point.stage_first_epoch if point else 0
+        epoch = position.stage_first_epoch if position else 0
+        if position is None:
+            check_features(model, recipe, prepared, run, echo)
         for index, stage in enumerate(stages):
-            if point is not None and index < point.stage:
+            if position is not None and index < position.stage:
                 continue
             result = fit_stage(model, stage, prepared, recipe, history, epoch, total, echo,
                                feature_cache, runtime, index,
-                               point if point is not None and index == point.stage else None)
+                               position if position is not None and index == position.stage else None,
+                               [r.to_dict() for r in done])
             done.append(result)
             epoch = result.last_epoch
             run.update(stages=[r.to_dict() for r in done])
+        finish_batch_norm(model, recipe, prepared, run, echo)  # before the test split sees it
         train_seconds = sum(r.seconds for r in done)
 
         # every worker evaluates, not only the chief: under MultiWorkerMirroredStrategy Keras'

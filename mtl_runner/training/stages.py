@@ -24,7 +24,8 @@ def is_batch_norm(layer) -> bool:
     return isinstance(layer, keras.layers.BatchNormalization)
 
 
-def set_trainable(model: keras.Model, trainable: str, task_names: list[str]) -> None:
+def set_trainable(model: keras.Model, trainable: str, task_names: list[str],
+                  batch_norm: str = "frozen") -> None:
     """Freezes and unfreezes layers for one stage.
 
     Args:
@@ -32,8 +33,11 @@ def set_trainable(model: keras.Model, trainable: str, task_names: list[str]) -> 
         trainable: `heads` (everything below the task heads' trunk is frozen: the backbone
             with a backbone, the whole trunk without), `all`, `top:N` / `top:N%` (the last N
             backbone layers that hold weights), or a regular expression over backbone layer
-            names. BatchNorm layers of a backbone stay frozen in every stage.
+            names.
         task_names: the tasks, whose head layers are named after them.
+        batch_norm: `frozen`: the backbone's BatchNorm layers stay frozen (inference mode)
+            in every stage; `train`: they train (batch statistics) in every stage, `heads`
+            included (see `mtl_runner.models.batch_norm`).
     """
     encoder, backbone = encoder_and_backbone(model)
     # start from everything trainable: Keras does not undo a layer's own `trainable = False`
@@ -46,8 +50,12 @@ def set_trainable(model: keras.Model, trainable: str, task_names: list[str]) -> 
                 layer.trainable = any(layer.name == t or layer.name.startswith(f"{t}_")
                                       for t in task_names)
         return
-    if trainable == "heads":
+    if trainable == "heads" and batch_norm != "train":
         encoder.trainable = False
+        return
+    if trainable == "heads":
+        for layer in backbone.layers:
+            layer.trainable = is_batch_norm(layer)
         return
     layers = [layer for layer in backbone.layers if layer.weights]
     if trainable == "all":
@@ -61,15 +69,16 @@ def set_trainable(model: keras.Model, trainable: str, task_names: list[str]) -> 
         chosen = [layer for layer in layers if pattern.search(layer.name)]
     chosen_ids = {id(layer) for layer in chosen}
     for layer in backbone.layers:
-        layer.trainable = id(layer) in chosen_ids and not is_batch_norm(layer)
+        layer.trainable = (batch_norm == "train") if is_batch_norm(layer) else id(layer) in chosen_ids
 
 
 def can_cache_features(model: keras.Model, recipe, stage) -> bool:
-    """A stage may train on cached features when the backbone is frozen and nothing random
-    (augmentation) sits in front of it."""
+    """A stage may train on cached features when the backbone is frozen, its BatchNorm
+    included, and nothing random (augmentation) sits in front of it."""
     encoder, _ = encoder_and_backbone(model)
     return (encoder is not None and stage.trainable == "heads" and recipe.data.augment is None
-            and recipe.training.cache_features)
+            and recipe.training.cache_features
+            and recipe.model.backbone.batch_norm_mode() == "frozen")
 
 
 def trainable_count(model: keras.Model) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import keras
@@ -13,23 +12,28 @@ from mtl_runner.models.images import encoder_and_backbone
 
 def find_run(ref: str, results: str | Path) -> Path:
     """An earlier run by id, unique id prefix, path — or, failing those, the latest completed
-    run whose name or recipe name is `ref`."""
+    run whose name or recipe name is `ref`, provided all such runs are the same run
+    (`mtl_runner.results.identity`); otherwise the reference is ambiguous.
+
+    Raises:
+        RunError: no run matches, or the name matches different runs.
+    """
+    from mtl_runner.results.identity import completed_runs
     from mtl_runner.results.reader import resolve_run
 
     try:
         return resolve_run(ref, results)
     except MtlError as error:
-        results = Path(results)
-        named = []
-        for path in results.iterdir() if results.is_dir() else []:
-            try:
-                info = json.loads((path / "run.json").read_text())
-            except (OSError, ValueError):
-                continue
-            if info.get("status") == "completed" and ref in (info.get("name"), info.get("recipe_name")):
-                named.append((info.get("started_at") or "", path))
+        named = [(info.get("started_at") or "", path, identity)
+                 for path, info, identity in completed_runs(results)
+                 if ref in (info.get("name"), info.get("recipe_name"))]
         if not named:
             raise RunError(f"weights run:{ref}: {error.format_message()}") from None
+        if len({identity for _, _, identity in named}) > 1:
+            ids = ", ".join(path.name for _, path, _ in sorted(named)[-4:])
+            raise RunError(f"weights run:{ref}: {len(named)} completed runs are named {ref!r} "
+                           f"but differ in recipe, role or code version ({ids}); name one by "
+                           f"its id: run:RUN_ID") from None
         return max(named)[1]
 
 

@@ -26,7 +26,7 @@ class PCGrad(Weighting):
 
     class Config(WeightingConfig):
         name: Literal["pcgrad"] = "pcgrad"
-        seed: int = Field(0, ge=0, description="Seed of the random projection order.")
+        seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of the random projection order.")
 
     def combine(self, grads, losses, step):
         import tensorflow as tf

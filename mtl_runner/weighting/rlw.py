@@ -22,7 +22,7 @@ class RandomLossWeighting(Weighting):
 
     class Config(WeightingConfig):
         name: Literal["rlw"] = "rlw"
-        seed: int = Field(0, ge=0, description="Seed of the weight draws.")
+        seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of the weight draws.")
 
     def weights(self, losses, step):
         import tensorflow as tf

@@ -38,13 +38,20 @@ def test_doctor_builds_a_recipe_without_training(runner, write_recipe, tmp_path)
     assert re.search(r"x1\s+\(None, 1\)\s+float32", out)
     assert re.search(r"colour\s+\(None, 1\)\s+string", out)
     assert re.search(r"kind\s+\(None, 3\)\s+classification", out)
-    # trunk Dense(8) on 2 numeric + 2 indicator... columns; heads Dense(4) then the output
+    # heads: Dense(4) then the output layer
     trunk = int(re.search(r"trunk\s+(\d+)\s+\d+", out).group(1))
     kind = int(re.search(r"head kind\s+(\d+)\s+\d+", out).group(1))
-    assert kind == 8 * 4 + 4 + 4 * 3 + 3 and trunk > 0
+    # Dense(8) on 7 columns: x1, x2, x2's missing-value indicator, colour's 3 values + unseen
+    assert kind == 8 * 4 + 4 + 4 * 3 + 3 and trunk == 8 * 7 + 8
     assert re.search(r"head flag\s+41\s+41", out) and re.search(r"head target\s+41\s+41", out)
+    assert re.search(rf"total\s+{trunk + kind + 41 + 41}\s+{trunk + kind + 41 + 41}", out)
     assert re.search(r"\(rows\)\s+44\s+10\s+10", out)
-    assert re.search(r"flag\s+\d\d\s+\d+\s+\d+", out)  # one missing flag label is not counted
+    counts = {task: [int(n) for n in re.search(rf"\n\s*{task}\s+(\d+)\s+(\d+)\s+(\d+)", out).groups()]
+              for task in ("kind", "flag", "target")}
+    assert counts["kind"] == counts["target"] == [44, 10, 10]
+    # the one missing flag label (row 5) is not counted, in whichever split it fell
+    assert sum(counts["flag"]) == 63 and all(0 <= r - f <= 1 for r, f in zip([44, 10, 10],
+                                                                         counts["flag"]))
     assert not results.exists()  # nothing trained, no run folder
 
 

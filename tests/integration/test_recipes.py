@@ -32,8 +32,26 @@ def only_completed_run(folder):
     return runs[0]
 
 
+@pytest.fixture(scope="module")
+def example_data():
+    """data/shapes/ is generated, not committed: make it as a new user would."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_examples", REPO / "data" / "make_examples.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not (REPO / "data" / "shapes").is_dir():
+        module.write_shapes(REPO / "data" / "shapes")
+    return module
+
+
+def test_the_committed_wine_table_is_what_the_script_writes(example_data, tmp_path):
+    example_data.write_wine(tmp_path / "wine.csv")
+    assert (tmp_path / "wine.csv").read_bytes() == (REPO / "data" / "wine.csv").read_bytes()
+
+
 @pytest.mark.parametrize("recipe", STANDALONE, ids=[p.name for p in STANDALONE])
-def test_every_recipe_validates_and_trains_one_epoch(runner, tmp_path, recipe):
+def test_every_recipe_validates_and_trains_one_epoch(runner, tmp_path, recipe, example_data):
     assert runner.invoke(cli, ["validate", str(recipe)]).exit_code == 0
     outcome = runner.invoke(cli, ["train", str(recipe), "--results", str(tmp_path), *one_epoch(recipe)])
     assert outcome.exit_code == 0, outcome.output

@@ -221,7 +221,8 @@ def test_early_stopping_keeps_its_progress_across_a_resume(runner, write_recipe,
     state = json.loads((run / "checkpoints" / "state.json").read_text())
     assert (state["epoch"], state["step"]) == (4, 2)
     assert state["early_stopping"]["wait"] == 1 and state["early_stopping"]["best_epoch"] == 2
-    assert (run / "checkpoints" / "best_weights.npz").exists()
+    assert state["early_stopping"]["best_weights"] == "best_weights-2.npz"
+    assert (run / "checkpoints" / "best_weights-2.npz").exists()
 
     resumed = runner.invoke(cli, ["train", "--resume", run.name, "--results", str(tmp_path / "cut")])
     assert resumed.exit_code == 0, resumed.output

@@ -54,6 +54,8 @@ def hand_example(tmp_path: Path) -> Path:
               tasks={"a": TASKS["a"]})
     write_run(tmp_path, "r6-base-b0", {"b.mae": 10.0}, seed=0, role="baseline:b",
               tasks={"b": TASKS["b"]})
+    write_run(tmp_path, "r8-base-b1", {"b.mae": 10.0}, seed=1, role="baseline:b",
+              tasks={"b": TASKS["b"]})
     # Same task, other data: must not serve as a baseline.
     write_run(tmp_path, "r7-base-b-other", {"b.mae": 1.0}, role="baseline:b",
               tasks={"b": TASKS["b"]}, data={**DATA, "name": "other"})
@@ -74,25 +76,34 @@ def test_mean_and_std_over_seeds_in_default_groups(hand_example):
     assert math.isnan(frame.loc["weighting.name=dwa", "a.accuracy_std"])  # n = 1
 
 
+# Paired by split (each seed draws its own): seed 0 runs meet baseline a = 0.78, seed 1 runs
+# 0.82 (accuracy, higher is better); baseline b = 10 on both seeds (mae, lower is better).
+R1_A, R2_A, R3_A = -(0.88 - 0.78) / 0.78 * 100, -(0.84 - 0.82) / 0.82 * 100, \
+    -(0.70 - 0.78) / 0.78 * 100
+R1, R2, R3 = (R1_A + 20.0) / 2, (R2_A - 10.0) / 2, (R3_A + 100.0) / 2
+
+
 def test_delta_m_on_a_hand_computed_example(hand_example):
     comparison = cmp.compare(scan_runs(hand_example))
     per_run = comparison.per_run
-    # Baseline a = mean(0.78, 0.82) = 0.80 (accuracy, higher is better); baseline b = 10 (mae).
-    # r1: a → −(0.88 − 0.80)/0.80 = −10 %, b → +(12 − 10)/10 = +20 %; Δm = +5 %.
-    assert per_run.at["r1-mtl-s0", "delta.a"] == pytest.approx(-10.0)
+    # r1: a → −(0.88 − 0.78)/0.78 = −12.8 %, b → +(12 − 10)/10 = +20 %; Δm = +3.59 %.
+    assert per_run.at["r1-mtl-s0", "delta.a"] == pytest.approx(R1_A)
     assert per_run.at["r1-mtl-s0", "delta.b"] == pytest.approx(20.0)
-    assert per_run.at["r1-mtl-s0", "delta_m"] == pytest.approx(5.0)
-    # r2: a → −5 %, b → −10 %; Δm = −7.5 % (better than the baselines).
-    assert per_run.at["r2-mtl-s1", "delta_m"] == pytest.approx(-7.5)
-    # r3: a → +12.5 %, b → +100 %; Δm = +56.25 %.
-    assert per_run.at["r3-dwa-s0", "delta_m"] == pytest.approx(56.25)
+    assert per_run.at["r1-mtl-s0", "delta_m"] == pytest.approx(R1)
+    # r2: a → −2.44 %, b → −10 %; Δm = −6.22 % (better than the baselines).
+    assert per_run.at["r2-mtl-s1", "delta_m"] == pytest.approx(R2)
+    # r3: a → +10.3 %, b → +100 %; Δm = +55.1 %.
+    assert per_run.at["r3-dwa-s0", "delta_m"] == pytest.approx(R3)
 
     frame = comparison.frame.set_index("label")
     static = frame.loc["weighting.name=static"]
-    assert static["delta_m"] == pytest.approx(-1.25)
-    assert static["delta_m_std"] == pytest.approx(12.5 / math.sqrt(2))
-    assert static["negative_transfer"] == ["b"]  # mean b term +5 %, a term −7.5 %
-    assert frame.loc["weighting.name=dwa", "negative_transfer"] == ["a", "b"]
+    assert static["delta_m"] == pytest.approx((R1 + R2) / 2)
+    assert static["delta_m_std"] == pytest.approx(abs(R1 - R2) / math.sqrt(2))
+    # mean b term +5 % but +20 and −10 over two seeds: not significant; a is better
+    assert static["negative_transfer"] == [] and static["not_significant"] == ["b"]
+    # one run: never flagged, left untested
+    assert frame.loc["weighting.name=dwa", "negative_transfer"] == []
+    assert frame.loc["weighting.name=dwa", "not_significant"] == ["a", "b"]
     # Baselines are rows too, without Δm.
     assert math.isnan(frame.loc["baseline:a", "delta_m"])
     assert frame.loc["baseline:a", "a.accuracy"] == pytest.approx(0.80)
@@ -103,13 +114,13 @@ def test_baselines_given_as_references_only(hand_example):
     rows = [r for r in runs if not cmp.is_baseline(r)]
     comparison = cmp.compare(rows, references=runs)
     assert list(comparison.frame["role"]) == ["mtl", "mtl"]
-    assert comparison.per_run.at["r1-mtl-s0", "delta_m"] == pytest.approx(5.0)
+    assert comparison.per_run.at["r1-mtl-s0", "delta_m"] == pytest.approx(R1)
 
 
 def test_missing_baseline_is_a_note_and_delta_averages_the_others(hand_example):
     runs = [r for r in scan_runs(hand_example) if r.role != "baseline:b" or "other" in r.id]
     comparison = cmp.compare(runs)
-    assert comparison.per_run.at["r1-mtl-s0", "delta_m"] == pytest.approx(-10.0)
+    assert comparison.per_run.at["r1-mtl-s0", "delta_m"] == pytest.approx(R1_A)
     assert any("no baseline run with the same data for: b" in n for n in comparison.notes)
 
 

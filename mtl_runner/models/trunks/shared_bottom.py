@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from mtl_runner.models.trunks.base import TRUNKS, Trunk
 
@@ -27,7 +27,8 @@ class SharedBottom(Trunk):
         model_config = ConfigDict(extra="forbid")
 
         type: Literal["shared_bottom"] = "shared_bottom"
-        units: list[int] = Field(default=[64, 32], description="Width of each shared Dense layer.")
+        units: list[PositiveInt] = Field(default=[64, 32],
+                                         description="Width of each shared Dense layer.")
         activation: str = "relu"
         dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
         batch_norm: bool = False

@@ -44,3 +44,20 @@ def test_bad_csv_files(tmp_path, content, message):
     (tmp_path / "t.csv").write_text(content)
     with pytest.raises(SourceError, match=message):
         read_source(DataConfig(source="csv", path=str(tmp_path / "t.csv")))
+
+
+def test_csv_options_read_a_semicolon_latin1_file_with_decimal_commas(tmp_path):
+    (tmp_path / "t.csv").write_bytes("a;b\n1,5;caf\u00e9\n2,25;th\u00e9\n".encode("latin-1"))
+    options = {"sep": ";", "decimal": ",", "encoding": "latin-1"}
+    frame = read_source(DataConfig(source="csv", path=str(tmp_path / "t.csv"), csv=options))
+    assert frame["a"].tolist() == [1.5, 2.25] and frame["b"].tolist() == ["caf\u00e9", "th\u00e9"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("a;b;c\n1;2;3\n", "split on ';'"),
+    ("a,a,b\n1,2,3\n", "names a column more than once: 'a'"),
+])
+def test_a_header_read_wrongly_is_refused(tmp_path, content, message):
+    (tmp_path / "t.csv").write_text(content)
+    with pytest.raises(SourceError, match=message):
+        read_source(DataConfig(source="csv", path=str(tmp_path / "t.csv")))

@@ -27,7 +27,10 @@ def test_stratified_split_keeps_class_proportions():
 def test_tiny_strata_fall_back_to_a_plain_split():
     strata = np.array(["a"] * 9 + ["b"], dtype=object)  # 'b' cannot be in every split
     parts = split_indices(10, 0.2, 0.2, seed=0, strata=strata)
-    assert sum(len(v) for v in parts.values()) == 10
+    plain = split_indices(10, 0.2, 0.2, seed=0)
+    assert {k: v.tolist() for k, v in parts.items()} == {k: v.tolist() for k, v in plain.items()}
+    assert sorted(np.concatenate(list(parts.values())).tolist()) == list(range(10))
+    assert {k: len(v) for k, v in parts.items()} == {"train": 6, "validation": 2, "test": 2}
 
 
 def test_zero_fractions_keep_every_row_for_training():

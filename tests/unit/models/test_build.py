@@ -50,9 +50,11 @@ def test_a_masked_task_contributes_no_gradient(built):
     masks = {name: tf.zeros_like(m) if name != "kind" else m for name, m in masks.items()}
     head = model.get_layer("target")
     before = [w.numpy().copy() for w in head.weights]
+    kind_before = model.get_layer("kind").kernel.numpy().copy()
     trainer.train_on_batch(x, y, masks)
     assert all(np.array_equal(w.numpy(), old) for w, old in zip(head.weights, before))
-    assert not np.array_equal(model.get_layer("kind").kernel.numpy(), model.get_layer("kind").kernel.numpy() * 0)
+    # the task that kept its labels did train: its head moved
+    assert not np.allclose(model.get_layer("kind").kernel.numpy(), kind_before)
 
 
 def test_saved_model_takes_raw_rows_with_missing_and_unseen_values(built, tmp_path):

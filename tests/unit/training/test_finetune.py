@@ -19,7 +19,7 @@ SHAPES_RECIPE = {
              "image": {"size": 32}},
     "tasks": {"shape": {"type": "classification", "label": "shape"},
               "colour": {"type": "classification", "label": "colour"}},
-    "model": {"backbone": {"name": "resnet50", "weights": "none"},
+    "model": {"backbone": {"name": "resnet50", "weights": "none", "batch_norm": "frozen"},
               "trunk": {"type": "shared_bottom", "units": []}, "heads": {"units": []}},
     "training": {"batch_size": 16, "early_stopping": None,
                  "stages": [{"name": "warmup", "epochs": 1, "learning_rate": 1e-3, "trainable": "heads"},
