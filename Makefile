@@ -10,7 +10,7 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# the mlflow extra too, so that `make test` runs the MLflow test (about a minute more to install)
+# the mlflow extra too, so that `make test` runs the MLflow test (about 1.5 min more to install)
 $(VENV)/.installed: $(BIN)/activate pyproject.toml Makefile
 	$(BIN)/pip install --quiet -e '.[test,mlflow]'
 	touch $@

@@ -62,6 +62,8 @@ def test_the_network_recipe_trains_offline_with_weights_none(runner, tmp_path):
     recipe = RECIPES / "finetune_resnet50.yaml"
     outcome = runner.invoke(cli, ["train", str(recipe), "--results", str(tmp_path), *one_epoch(recipe),
                                   "--set", "model.backbone.weights=none", "--set", "data.image.size=32",
+                                  # as with its ImageNet weights (batch_norm auto → frozen)
+                                  "--set", "model.backbone.batch_norm=frozen",
                                   "--set", "data.options.size=32"])
     assert outcome.exit_code == 0, outcome.output
     only_completed_run(tmp_path)

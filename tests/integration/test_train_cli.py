@@ -63,10 +63,12 @@ def test_train_writes_a_complete_run_directory(runner, write_recipe, tmp_path):
     rows = frame.iloc[split_indices(len(frame), split["validation"], split["test"], 0,
                                     strata)["test"]]
     assert len(rows) == 10
+    import tensorflow as tf
+
     model = keras.saving.load_model(run / "model.keras")
-    outputs = model.predict({"x1": rows[["x1"]].to_numpy("float32"),
-                             "x2": rows[["x2"]].to_numpy("float32"),
-                             "colour": rows[["colour"]].to_numpy().astype(str)}, verbose=0)
+    outputs = model.predict(tf.data.Dataset.from_tensor_slices(
+        {"x1": rows[["x1"]].to_numpy("float32"), "x2": rows[["x2"]].to_numpy("float32"),
+         "colour": rows[["colour"]].to_numpy().astype(str)}).batch(16), verbose=0)
     classes = np.array(info["label_encoding"]["kind"]["classes"])
     accuracy = np.mean(classes[outputs["kind"].argmax(axis=1)] == rows["kind"].to_numpy())
     assert test["kind", "accuracy"] == pytest.approx(accuracy, abs=1e-6)

@@ -135,7 +135,8 @@ def test_exported_savedmodel_gives_the_keras_models_predictions(trained):
     import keras
 
     copy = keras.saving.load_model(folder / "copy.keras")
-    predicted = copy.predict(trained_run.inputs(frame), verbose=0)
+    rows = tf.data.Dataset.from_tensor_slices(trained_run.inputs(frame)).batch(64)
+    predicted = copy.predict(rows, verbose=0)
     for task, value in outputs.items():
         assert np.allclose(predicted[task], value, atol=1e-5), task     # the same model
     sidecar = json.loads((folder / "copy.mtl.json").read_text())
