@@ -547,7 +547,9 @@ def settle_groups(loaded, groups_with_frames, label_columns) -> list:
         if index == 0:
             loaded.frame = settled.frame
         for note in settled.notes:
-            click.echo(f"Warning: {loaded.path}: {'.'.join(map(str, key))}: {note}", err=True)
+            warning = f"{loaded.path}: {'.'.join(map(str, key))}: {note}"
+            loaded.warnings.append(warning)
+            click.echo(f"Warning: {warning}", err=True)
         for problem in settled.problems:
             problems.append(loaded.problem(key + problem.key, problem.message, problem.received,
                                            problem.hint))

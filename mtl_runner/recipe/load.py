@@ -81,6 +81,8 @@ class LoadedRecipe:
         lines: the 1-based line of each key path in the file.
         overrides: the `--set` strings that were applied.
         frame: the data table, read by the data checks and reused for training.
+        frames: one table per data source (`recipe.data_groups()`).
+        warnings: what loading guessed or changed (counted lines), recorded in run.json.
     """
 
     recipe: Recipe
@@ -89,6 +91,7 @@ class LoadedRecipe:
     overrides: list[str]
     frame: Any = dataclasses.field(default=None, repr=False)  # the data table, once read
     frames: Any = dataclasses.field(default=None, repr=False)  # one per recipe.data_groups()
+    warnings: list = dataclasses.field(default_factory=list)  # printed at load, kept in run.json
 
     def line_of(self, key: Path_) -> int | None:
         return line_of(self.lines, key)

@@ -141,6 +141,8 @@ def train_here(loaded: LoadedRecipe, results: str | Path, name: str | None,
         run.update(status="running", error=None, pid=os.getpid(), host=socket.gethostname(),
                    resumed=[*run.read_json().get("resumed", []), utc_now().isoformat()])
     echo(f"Run {run.run_id}: {run.path}")
+    for warning in loaded.warnings:  # printed when the recipe loaded; kept with the run
+        run.add_warning(warning)
     try:
         with stop_on_signals():
             _train(loaded, run, source_results or results, echo, resume is not None)

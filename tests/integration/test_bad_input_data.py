@@ -205,6 +205,13 @@ def test_bad_cells_missing_reads_them_as_missing_and_says_how_many(tmp_path):
     loaded = load_recipe(tmp_path / "r.yaml")
     x1 = loaded.frame["x1"]
     assert x1.dtype == "float64" and x1.isna().sum() == 3 and x1[[4, 9, 20]].isna().all()
+    # a run keeps the warning with its results
+    trained = CliRunner().invoke(cli, ["train", str(tmp_path / "r.yaml"), "--results",
+                                       str(tmp_path / "results"), "--set", "training.epochs=1"])
+    assert trained.exit_code == 0, trained.output
+    [run] = list((tmp_path / "results").iterdir())
+    warnings = json.loads((run / "run.json").read_text())["warnings"]
+    assert len([w for w in warnings if "'x1': 3 of 64 cells are not numbers" in w]) == 1
 
 
 def test_datetime_parts_and_semicolon_decimal_comma_csv_are_read_as_numbers(tmp_path):
