@@ -178,7 +178,10 @@ def resume_run(ref: str, results: str, overrides: tuple[str, ...]) -> None:
     from mtl_runner.recipe import validate_recipe
     from mtl_runner.results import RunDirectory
     from mtl_runner.results.reader import effective_status, resolve_run
-    from mtl_runner.training.checkpoints import ResumePoint
+    from mtl_runner.training.device import import_tensorflow
+
+    import_tensorflow()  # first, so that its start-up lines are captured (checkpoints import Keras)
+    from mtl_runner.training.checkpoints import ResumePoint, check_history
     from mtl_runner.training.cluster import ClusterRole
     from mtl_runner.training.run import text_digest
     from mtl_runner.training.run import train as run_training
@@ -200,7 +203,9 @@ def resume_run(ref: str, results: str, overrides: tuple[str, ...]) -> None:
                          "so its checkpoints may not fit the recipe. Put the file back as it was, or "
                          "train the edited recipe as a new run: mtl train "
                          f"{run.file('recipe.yaml')}")
-    ResumePoint.read(run)  # an unusable checkpoint folder is refused before the run is touched
+    point = ResumePoint.read(run)  # an unusable checkpoint folder is refused before the run is touched
+    if point is not None:
+        check_history(run, point)
     data = yaml.safe_load(text)
     # data paths stay relative to the recipe the run started from
     loaded = validate_recipe(data, Path(info.get("recipe_file") or run.file("recipe.yaml")))

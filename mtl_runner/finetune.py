@@ -55,9 +55,18 @@ def finetune_recipe(backbone: str, data: str, weights: str, image_size: int | No
 
     One classification task per label column (`label` for a folder of class subfolders); a
     frozen warm-up of the heads at `learning_rate`, then fine-tuning of the unfrozen layers at
-    `learning_rate / 100`.
+    `learning_rate / 100`. With `weights: none` there is nothing pretrained to protect: one
+    stage trains every layer at `learning_rate` for all the epochs (a warm-up on random
+    features, then a 100× smaller rate, would leave the backbone where it started).
     """
     warmup, finetune = parse_epochs(epochs)
+    stages = [{"name": "warmup", "epochs": warmup, "learning_rate": learning_rate,
+               "trainable": "heads"},
+              {"name": "finetune", "epochs": finetune, "learning_rate": learning_rate / 100,
+               "trainable": parse_unfreeze(unfreeze)}]
+    if str(weights).lower() == "none":
+        stages = [{"name": "train", "epochs": warmup + finetune, "learning_rate": learning_rate,
+                   "trainable": "all"}]
     block = data_block(data, image_column, image_size or DEFAULT_IMAGE_SIZE)
     columns = labels or ("label",)
     return {
@@ -73,12 +82,7 @@ def finetune_recipe(backbone: str, data: str, weights: str, image_size: int | No
             "batch_size": 32,
             "cache_features": cache,
             "early_stopping": {"monitor": "val_loss", "patience": 5},
-            "stages": [
-                {"name": "warmup", "epochs": warmup, "learning_rate": learning_rate,
-                 "trainable": "heads"},
-                {"name": "finetune", "epochs": finetune, "learning_rate": learning_rate / 100,
-                 "trainable": parse_unfreeze(unfreeze)},
-            ],
+            "stages": stages,
         },
         "seed": seed,
     }

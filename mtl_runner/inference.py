@@ -24,6 +24,7 @@ import yaml
 
 from mtl_runner.data.features import FeatureSpec, feature_arrays, input_name
 from mtl_runner.errors import RunError, UsageError
+from mtl_runner.recipe.checks import MAX_FEATURE_MAGNITUDE, MAX_LABEL_MAGNITUDE
 from mtl_runner.results import RunDirectory
 from mtl_runner.results.reader import resolve_run
 from mtl_runner.tasks import TASK_TYPES, EncodedLabels, TaskType
@@ -86,6 +87,7 @@ class TrainedRun:
         settled = settle_like(frame, self.recipe.data, self.spec)  # read_table warned already
         if settled.problems:
             raise UsageError(problem_lines(settled.problems))
+        out_of_range(settled.frame, self.spec.numeric, MAX_FEATURE_MAGNITUDE, "feature column")
         return feature_arrays(settled.frame, self.spec)
 
     def _images(self, frame: pd.DataFrame) -> np.ndarray:
@@ -121,6 +123,9 @@ class TrainedRun:
         warn = warn or _warn
         encoded, problems = {}, []
         for name in self.labelled_tasks(frame):
+            if self.tasks[name].name == "regression":  # as training refuses them
+                out_of_range(frame, self.tasks[name].label_columns(), MAX_LABEL_MAGNITUDE,
+                             f"task '{name}': regression label column")
             labels = self.tasks[name].encode(frame, self.infos[name])
             rows, values, what = self.tasks[name].unknown_labels(frame, self.infos[name])
             if rows.any():
@@ -193,8 +198,32 @@ class TrainedRun:
         outputs = self.outputs(frame, batch_size)
         columns: dict[str, np.ndarray] = {}
         for name, task in self.tasks.items():
-            columns.update(decode(task, outputs[name], self.infos[name], probabilities))
+            decoded = decode(task, outputs[name], self.infos[name], probabilities)
+            taken = [c for c in decoded if c in columns]
+            if taken:  # never let one task's column replace another's
+                raise RunError(f"prediction column(s) {', '.join(taken)} of task '{name}' are "
+                               "also another task's; rename a task (a run trained before task "
+                               "names were checked for this)")
+            columns.update(decoded)
         return pd.DataFrame(columns, index=frame.index)
+
+
+def out_of_range(frame: pd.DataFrame, columns, limit: float, what: str) -> None:
+    """Refuses Inf, and numbers beyond ±limit, in numeric columns (training refuses them too:
+    float32 arithmetic would overflow, and the metrics would be nonsense).
+
+    Raises:
+        UsageError: names the column and how many cells.
+    """
+    for column in columns:
+        if column not in frame.columns:
+            continue
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64")
+        bad = np.isinf(values) | (np.abs(np.nan_to_num(values)) > limit)
+        if bad.any():
+            raise UsageError(f"{what} '{column}': {int(bad.sum())} of {len(values)} cells are "
+                             f"infinite or beyond ±{limit:g}, which training refuses too. "
+                             "Fix or remove those rows (an empty cell counts as missing)")
 
 
 def _warn(message: str) -> None:

@@ -38,10 +38,9 @@ def read_history(run: Run) -> pd.DataFrame | None:
     file = run.path / "history.csv"
     if not file.exists():
         return None
-    try:
-        frame = pd.read_csv(file)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise ValueError(f"history.csv cannot be parsed ({str(error).splitlines()[0]})") from None
+    from mtl_runner.results.reader import read_history_file
+
+    frame = read_history_file(file)
     if "epoch" not in frame.columns:
         raise ValueError("history.csv has no 'epoch' column")
     return frame

@@ -203,12 +203,12 @@ def show(run: str, results: str, tail: int, fmt: str, plot_file: str | None,
         check_new_output(plot_file, overwrite, "--plot")
     loaded = load_one(run, results)
     if plot_file is not None:
-        import pandas as pd
-
         from mtl_runner.plots import plot_run
 
+        from mtl_runner.results.reader import read_history_file
+
         try:
-            history = pd.read_csv(loaded.path / "history.csv")
+            history = read_history_file(loaded.path / "history.csv")
         except (OSError, ValueError) as error:
             raise RunError(f"cannot plot {loaded.id}: {loaded.path / 'history.csv'}: {error}") from None
         best = loaded.info.get("best_epoch")
@@ -273,14 +273,14 @@ def _indent(text: str) -> str:
 
 
 def _history_tail(file: Path, tail: int):
-    import pandas as pd
-
     if not file.exists() or tail == 0:
         return None, None
+    from mtl_runner.results.reader import read_history_file
+
     try:
-        frame = pd.read_csv(file)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        return None, f"history.csv cannot be parsed ({str(error).splitlines()[0]})"
+        frame = read_history_file(file)
+    except ValueError as error:
+        return None, str(error)
     if "epoch" not in frame.columns:
         return None, "history.csv has no 'epoch' column"
     return frame.tail(tail), None

@@ -420,7 +420,7 @@ def _settle_plain(out: Settled, frame: pd.DataFrame, data, column: str,
                                             f"text with {distinct} distinct values in "
                                             f"{reading.filled} rows: an identifier, or numbers "
                                             f"or dates not written as such?",
-                                            shown(frame[column].dropna()),
+                                            None,  # identifiers and secrets are not quoted
                                             "List it in data.categorical to one-hot it "
                                             "anyway, or leave it out with data.exclude."))
         out.kinds[column] = "categorical"
@@ -540,7 +540,16 @@ def settle_groups(loaded, groups_with_frames, label_columns) -> list:
 
     problems = []
     seen: dict[str, tuple[str, tuple]] = {}  # feature column -> (kind, key) in the first source
+    from mtl_runner.errors import names_can_be_shown
+
     for block, tasks, frame, key in list(groups_with_frames(loaded)):
+        if not names_can_be_shown(frame.columns, len(frame)):
+            # not a table (a key file, /etc/passwd): no column, and no cell, is named
+            problems.append(loaded.problem(key + ("path",), "the file did not read as a table "
+                                           "with named columns (two or more, a data row, "
+                                           "printable names)", hint="Check data.path, and "
+                                           "data.csv.sep for a table separated otherwise."))
+            continue
         index = next(i for i, f in enumerate(loaded.frames) if f is frame)
         settled = settle(frame, block, label_columns(loaded.recipe, tasks))
         loaded.frames[index] = settled.frame

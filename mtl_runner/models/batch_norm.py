@@ -5,8 +5,11 @@
 - **frozen**: the layers never train and always normalize with their moving statistics
   (inference mode). Right for pretrained weights: the statistics came with them.
 - **train**: the layers train in every stage (batch statistics; their moving statistics
-  follow with momentum `TRAIN_MOMENTUM` instead of the application's 0.999 or 0.99, so the
-  validation metrics of each epoch mean something). After training the moving statistics are
+  follow with momentum `TRAIN_MOMENTUM` instead of the application's 0.999 or 0.99). Before
+  each validation pass they are recalibrated on the first `VALIDATION_SAMPLE` training images
+  (`RecalibrateBeforeValidation`): otherwise a few steps an epoch leave them stale, validation
+  sees degenerate features, and early stopping restores the first epoch's weights. After
+  training the moving statistics are
   recalibrated: one deterministic pass over the training images, in order, in training mode,
   each batch weighted by its size (a cumulative average, momentum 0 for the first batch), so
   that the test split sees the statistics of the final weights and not of a stale average.
@@ -28,6 +31,7 @@ TRAIN_MOMENTUM = 0.9
 # pooled features whose largest standard deviation across a batch is below this (absolutely,
 # or relative to their magnitude) cannot be told apart by the heads
 DEGENERATE_SPREAD = 1e-6
+VALIDATION_SAMPLE = 512  # training images recalibrated on before each validation pass
 
 
 def batch_norm_mode(recipe) -> str:
@@ -175,3 +179,26 @@ def finish_batch_norm(model: keras.Model, recipe, prepared, run, echo) -> None:
     run.update(batch_norm={"mode": "train", "momentum": TRAIN_MOMENTUM, "recalibrated": done})
     echo(f"recalibrated the BatchNorm statistics of {done['layers']} layers on {done['rows']} "
          f"training images")
+
+
+class RecalibrateBeforeValidation(keras.callbacks.Callback):
+    """Recalibrates the backbone's BatchNorm statistics (on the first `VALIDATION_SAMPLE`
+    training images, in order: deterministic) each time validation begins, so that the
+    validation metrics, and early stopping's choice of the best epoch, see the current weights.
+    """
+
+    def __init__(self, network: keras.Model, images: np.ndarray, batch_size: int):
+        super().__init__()
+        self.network, self.images, self.batch_size = network, images[:VALIDATION_SAMPLE], batch_size
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        recalibrate(self.network, self.images, self.batch_size)
+
+
+def validation_callbacks(model: keras.Model, recipe, prepared) -> list:
+    """`[RecalibrateBeforeValidation]` when the backbone's BatchNorm trains, else `[]`."""
+    images = train_images(prepared)
+    if (recipe.model.backbone is None or images is None or not len(images)
+            or batch_norm_mode(recipe) != "train"):
+        return []
+    return [RecalibrateBeforeValidation(model, images, recipe.training.batch_size)]

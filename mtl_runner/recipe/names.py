@@ -103,6 +103,9 @@ def ambiguous_pair(first: str, second: str) -> str | None:
     if not long.startswith(short + "_"):
         return None
     rest = long[len(short) + 1:]
+    if rest == "probability" or rest.startswith("p_"):  # prediction columns of `mtl predict`
+        return (f"task '{long}' is task '{short}' followed by '_{rest}', which `mtl predict` "
+                f"names a column of task '{short}' ('{short}_probability', '{short}_p_<class>')")
     for suffix in metric_suffixes():
         if suffix == rest or suffix.startswith(rest + "_"):
             return (f"task '{long}' is task '{short}' followed by '_{rest}', so column "

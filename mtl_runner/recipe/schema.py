@@ -181,7 +181,8 @@ class TaskConfig(Strict):
     primary_metric: str | None = Field(None, description="The metric of this task that enters "
                                        "Δm in `mtl compare`; default: accuracy (classification), "
                                        "auc (binary), macro_f1 (multilabel), mae (regression).")
-    weight: float = Field(1.0, ge=0.0, description="Static loss weight w_i.")
+    weight: float = Field(1.0, ge=0.0, le=1e6, description="Static loss weight w_i (at most 1e6: "
+                          "a float32 loss times a larger weight overflows).")
     positive: str | int | bool | None = Field(None, description="Positive class (binary).")
     delimiter: str | None = Field(None, description="Separator of a one-column multilabel label.")
     standardize: bool = Field(True, description="Regression: train on targets standardized with "

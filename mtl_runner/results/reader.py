@@ -173,14 +173,46 @@ def effective_status(info: dict[str, Any], hostname: str | None = None) -> str:
     return status if pid_alive(info.get("pid")) else "crashed"
 
 
+RUN_FILE_LIMIT = 256 * 2**20  # bytes: a run file larger than this is not one mtl wrote
+
+
+def read_run_file(file: Path) -> str:
+    """The text of a file in a run folder: a regular file of at most RUN_FILE_LIMIT bytes
+    (a FIFO or a link to /dev/zero put there is refused, not read), or UnreadableRun."""
+    from mtl_runner.reading import FileRefused, read_bytes_limited
+
+    try:
+        return read_bytes_limited(file, RUN_FILE_LIMIT, "run file").decode("utf-8")
+    except FileRefused as error:
+        raise UnreadableRun(f"{file.name} is missing" if error.missing
+                            else f"{file.name}: {error.message}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UnreadableRun(f"{file.name} cannot be read ({error})") from None
+
+
+def read_history_file(file: Path):
+    """history.csv as a DataFrame, read through `read_run_file`.
+
+    Raises:
+        ValueError: the file is unreadable (not a regular file, too large) or garbled.
+    """
+    import io
+
+    import pandas as pd
+
+    try:
+        text = read_run_file(file)
+    except UnreadableRun as error:
+        raise ValueError(str(error)) from None
+    try:
+        return pd.read_csv(io.StringIO(text))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise ValueError(f"history.csv cannot be parsed ({str(error).splitlines()[0]})") from None
+
+
 def _read_text(path: Path, name: str) -> str:
     """A run file's text, or UnreadableRun saying what is wrong with it."""
-    try:
-        return (path / name).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UnreadableRun(f"{name} is missing") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UnreadableRun(f"{name} cannot be read ({error})") from None
+    return read_run_file(path / name)
 
 
 def _read_run_json(path: Path) -> dict[str, Any]:
@@ -214,11 +246,11 @@ class RecipeCache:
         self.entries: dict[str, list] = {}
         self.changed = False
         try:
-            data = json.loads(self.file.read_text(encoding="utf-8"))
+            data = json.loads(read_run_file(self.file))
             if isinstance(data, dict) and data.get("version") == self.VERSION:
                 self.entries = data.get("recipes") or {}
-        except (OSError, ValueError):
-            pass
+        except (OSError, ValueError, UnreadableRun):
+            pass  # a cache: rebuilt when unreadable
 
     def read(self, path: Path) -> dict[str, Any]:
         try:
@@ -266,10 +298,7 @@ def _read_recipe(path: Path) -> dict[str, Any]:
 
 def read_metrics(file: Path) -> list[MetricRow]:
     """Reads metrics.csv; raises UnreadableRun naming the first bad line."""
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise UnreadableRun(f"metrics.csv cannot be read ({error})") from None
+    text = read_run_file(file)
     reader = csv.reader(text.splitlines())
     header = next(reader, None)
     if header is None:

@@ -46,6 +46,9 @@ def check_name(name: str, what: str = "--name", limit: int = NAME_LIMIT) -> str:
     return name
 
 
+RUN_FILES = ("run.json", "recipe.yaml", "metrics.csv", "history.csv", "model.keras")
+
+
 def check_new_output(path: str | Path, overwrite: bool, option: str = "--output",
                      folder: bool = False, make_parents: bool = False) -> Path:
     """Refuses, before any work, an output path that would replace something or cannot be made.
@@ -63,6 +66,17 @@ def check_new_output(path: str | Path, overwrite: bool, option: str = "--output"
     """
     path = Path(path)
     kind = "folder" if folder else "file"
+    if path.is_dir() and ((path / "run.json").exists() or any(
+            (child / "run.json").exists() for child in path.iterdir() if child.is_dir())):
+        raise UsageError(f"{option} {path} is a run folder or a results folder; it is never "
+                         "replaced. Give another path")
+    if path.name in RUN_FILES and (path.parent / "run.json").exists():
+        raise UsageError(f"{option} {path} is a file of the run in {path.parent}; it is never "
+                         "replaced. Give another path")
+    if folder and path.is_dir() and not (path / "saved_model.pb").exists() and any(path.iterdir()):
+        raise UsageError(f"{option} {path} is a folder that holds no earlier export (no "
+                         "saved_model.pb); it is never replaced, even with --overwrite. Give "
+                         "another path")
     if path.exists() or path.is_symlink():
         if path.is_dir() != folder:
             raise UsageError(f"{option} {path} is a {'file' if folder else 'folder'}; give the "

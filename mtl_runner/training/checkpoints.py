@@ -118,9 +118,34 @@ class ResumePoint:
                 ) from None
             return None
         except (OSError, ValueError, KeyError, TypeError) as error:
+            reason = (f"it lacks the key {error}" if isinstance(error, KeyError)
+                      else str(error).splitlines()[0][:120])
             raise UsageError(f"run {run.run_id} cannot be resumed: {path} is unreadable "
-                             f"({str(error).splitlines()[0][:120]}). Train it again: "
+                             f"({reason}). Train it again: "
                              f"mtl train {run.path / 'recipe.yaml'}") from None
+
+
+def check_history(run: RunDirectory, point: ResumePoint) -> None:
+    """A resume appends to history.csv: refuses one whose rows do not cover every epoch up to
+    the oldest kept checkpoint (deleted or truncated), which would leave a gap.
+
+    Raises:
+        UsageError: names the epochs missing.
+    """
+    import pandas as pd
+
+    needed = min(p.epoch for p in point.positions)
+    try:
+        epochs = set(pd.read_csv(run.file("history.csv"))["epoch"].astype(int))
+    except (OSError, ValueError, KeyError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        epochs = set()
+    missing = [e for e in range(1, needed + 1) if e not in epochs]
+    if missing:
+        shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
+        raise UsageError(f"run {run.run_id} cannot be resumed: its checkpoint stands after epoch "
+                         f"{needed}, but history.csv lacks epoch(s) {shown} (missing, truncated "
+                         "or edited); the resumed history would have a gap. Put history.csv back, "
+                         f"or train it again: mtl train {run.path / 'recipe.yaml'}")
 
 
 def history_epochs(run: RunDirectory) -> int:
@@ -151,7 +176,9 @@ def readable_position(run: RunDirectory, point: ResumePoint, echo) -> Position:
                 reader.get_tensor(name)  # a truncated data file fails here, not at restore
         except Exception as error:  # noqa: BLE001 - any unreadable file: name it and fall back
             reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
-            files = sorted(str(f) for f in path.parent.glob(f"{path.name}.*")) or [f"{path} (missing)"]
+            files = sorted(str(f) for f in path.parent.glob(f"{path.name}.*"))
+            if not files:
+                files, reason = [str(path)], "its files are missing"
             tried.append(f"{', '.join(files)}: {reason}")
             continue
         if tried:

@@ -162,6 +162,10 @@ def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: Hi
     callbacks: list = [history, stop_on_nan, *([early] if early else []), checkpointer,
                        StopOnSignal(checkpointer)]
     callbacks += extra_callbacks(history.run, recipe, stage.name)
+    if validation_data is not None:  # BatchNorm that trains: current statistics for validation
+        from mtl_runner.models.batch_norm import validation_callbacks
+
+        callbacks[:0] = validation_callbacks(model, recipe, prepared)
     if len(tasks) == 1:
         callbacks.insert(0, NameSingleTask(tasks[0]))
     interactive = sys.stdout.isatty()

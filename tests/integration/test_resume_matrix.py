@@ -271,3 +271,30 @@ def test_interrupted_while_reading_data_says_resume_starts_it_again(runner, reci
     error = json.loads((run / "run.json").read_text())["error"]
     assert "before its first checkpoint; start it again in the same folder with mtl train --resume" \
         in error
+
+
+def test_a_history_with_a_gap_before_the_checkpoint_is_refused(runner, recipe, tmp_path,
+                                                               monkeypatch):
+    results = tmp_path / "cut"
+    run = cut_run(runner, recipe, results, "epoch-end", monkeypatch)  # checkpoints after 3+4 steps, 4
+    history = pd.read_csv(run / "history.csv")
+    history[history["epoch"] <= 2].to_csv(run / "history.csv", index=False)
+    resumed = runner.invoke(cli, ["train", "--resume", run.name, "--results", str(results)])
+    assert resumed.exit_code == 2
+    assert "history.csv lacks epoch(s) 3" in resumed.output and "Traceback" not in resumed.output
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    (run / "history.csv").unlink()
+    resumed = runner.invoke(cli, ["train", "--resume", run.name, "--results", str(results)])
+    assert resumed.exit_code == 2 and "history.csv lacks epoch(s) 1, 2, 3" in resumed.output
+
+
+def test_deleted_checkpoint_files_are_named_not_a_reader_error(runner, recipe, tmp_path,
+                                                               monkeypatch):
+    results = tmp_path / "cut"
+    run = cut_run(runner, recipe, results, "epoch-end", monkeypatch)
+    for path in (run / "checkpoints").glob("ckpt-*"):
+        path.unlink()
+    resumed = runner.invoke(cli, ["train", "--resume", run.name, "--results", str(results)])
+    assert resumed.exit_code == 1
+    assert "its files are missing" in resumed.output
+    assert "TensorSliceReader" not in resumed.output and "Traceback" not in resumed.output
