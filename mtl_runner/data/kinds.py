@@ -78,6 +78,16 @@ class Settled:
     kinds: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
+def numbers_written_as_text(column: pd.Series) -> str | None:
+    """A few cells, quoted, when most cells start like a number (`0.12cm`, `2024-01-05`): they
+    show the user what to fix. None otherwise: identifiers and keys are never quoted."""
+    texts = column.dropna().astype(str).str.strip()
+    numeric_start = texts[texts.str.match(r"^[-+]?\.?\d")]
+    if len(texts) == 0 or len(numeric_start) < len(texts) / 2:
+        return None
+    return shown(numeric_start)
+
+
 def shown(values, limit: int = 3) -> str:
     """Up to `limit` distinct values, each as a short repr (≤ 20 characters)."""
     out: list[str] = []
@@ -420,7 +430,7 @@ def _settle_plain(out: Settled, frame: pd.DataFrame, data, column: str,
                                             f"text with {distinct} distinct values in "
                                             f"{reading.filled} rows: an identifier, or numbers "
                                             f"or dates not written as such?",
-                                            None,  # identifiers and secrets are not quoted
+                                            numbers_written_as_text(frame[column]),
                                             "List it in data.categorical to one-hot it "
                                             "anyway, or leave it out with data.exclude."))
         out.kinds[column] = "categorical"
