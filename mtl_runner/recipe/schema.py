@@ -6,6 +6,8 @@ Every model forbids unknown keys. Trunks and weighting strategies contribute the
 
 from __future__ import annotations
 
+import math
+
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -181,7 +183,7 @@ class TaskConfig(Strict):
     primary_metric: str | None = Field(None, description="The metric of this task that enters "
                                        "Δm in `mtl compare`; default: accuracy (classification), "
                                        "auc (binary), macro_f1 (multilabel), mae (regression).")
-    weight: float = Field(1.0, ge=0.0, le=1e6, description="Static loss weight w_i (at most 1e6: "
+    weight: float = Field(1.0, ge=0.0, description="Static loss weight w_i (at most 1e6: "
                           "a float32 loss times a larger weight overflows).")
     positive: str | int | bool | None = Field(None, description="Positive class (binary).")
     delimiter: str | None = Field(None, description="Separator of a one-column multilabel label.")
@@ -191,6 +193,18 @@ class TaskConfig(Strict):
     data: DataConfig | None = Field(None, description="This task's own examples; default: the "
                                     "recipe's data. Tasks with different data are mixed into one "
                                     "stream, each example masked for the tasks it has no label for.")
+
+    @field_validator("weight")
+    @classmethod
+    def _weight_fits_float32(cls, value: float) -> float:
+        # Inf is left to the loader's "a finite number is expected"
+        if math.isfinite(value) and value > MAX_TASK_WEIGHT:
+            raise ValueError(f"a task weight is at most {MAX_TASK_WEIGHT:g} (a float32 loss "
+                             "times a larger weight overflows)")
+        return value
+
+
+MAX_TASK_WEIGHT = 1e6
 
 
 class BackboneConfig(Strict):

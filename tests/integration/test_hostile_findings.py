@@ -136,4 +136,4 @@ def test_a_task_weight_that_would_overflow_is_refused_at_validate(tmp_path):
     outcome = CliRunner().invoke(cli, ["validate", str(tmp_path / "r.yaml"), "--set",
                                        "tasks.kind.weight=1e308"])
     assert outcome.exit_code == 2
-    assert "tasks.kind.weight: input should be less than or equal to 1000000" in outcome.output
+    assert "tasks.kind.weight: a task weight is at most 1e+06" in outcome.output
