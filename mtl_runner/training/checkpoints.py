@@ -99,7 +99,11 @@ class ResumePoint:
         try:
             state = json.loads(path.read_text())
             if "positions" not in state:  # written before positions were kept per checkpoint
+                early = state.get("early_stopping")
+                if early is not None and (path.parent / "best_weights.npz").exists():
+                    early = dict(early, best_weights="best_weights.npz")  # the one file it kept
                 state["positions"] = [dict(state, checkpoint=state["checkpoints"][-1],
+                                           early_stopping=early,
                                            stages=run.read_json().get("stages", [])[: state["stage"]])]
             positions = [Position.from_dict(p) for p in state["positions"]]
             if not positions:

@@ -298,3 +298,22 @@ def test_deleted_checkpoint_files_are_named_not_a_reader_error(runner, recipe, t
     assert resumed.exit_code == 1
     assert "its files are missing" in resumed.output
     assert "TensorSliceReader" not in resumed.output and "Traceback" not in resumed.output
+
+
+def test_a_run_checkpointed_in_the_earlier_state_format_resumes_with_its_best_weights(
+        runner, recipe, reference, tmp_path, monkeypatch):
+    """state.json before per-checkpoint positions: top-level position, one best_weights.npz."""
+    results = tmp_path / "cut"
+    run = cut_run(runner, recipe, results, "epoch-end", monkeypatch)
+    folder = run / "checkpoints"
+    state = json.loads((folder / "state.json").read_text())
+    newest = state["positions"][-1]
+    best = newest["early_stopping"].pop("best_weights")
+    assert best is not None
+    (folder / best).rename(folder / "best_weights.npz")
+    old = {k: newest[k] for k in ("stage", "stage_first_epoch", "epoch", "step", "early_stopping")}
+    old["checkpoints"] = [p["checkpoint"] for p in state["positions"]]
+    (folder / "state.json").write_text(json.dumps(old))
+    resumed = runner.invoke(cli, ["train", "--resume", run.name, "--results", str(results)])
+    assert resumed.exit_code == 0, resumed.output
+    assert_same_run(run, reference)
