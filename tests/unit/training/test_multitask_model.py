@@ -111,7 +111,7 @@ def test_the_saved_network_holds_the_trained_weights(tmp_path):
 def test_last_shared_layer_skips_heads_and_task_gates():
     import keras
 
-    from mtl_runner.training.multitask_model import split_variables
+    from mtl_runner.models.parts import split_variables
 
     inputs = keras.Input(shape=(3,))
     expert = keras.layers.Dense(4, name="mmoe_expert_0")(inputs)
