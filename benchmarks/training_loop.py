@@ -1,17 +1,20 @@
-"""Keras' fit against mtl's own loop (training/custom_loop.py), and the loop under each strategy.
+"""mtl's training loop (training/loop.py) against the two loops it replaced, under each strategy.
 
-Trains the quickstart recipe (20 epochs, no early stopping) as whole `mtl train` processes:
+Trains the quickstart recipe (20 epochs, no early stopping) as whole `mtl train` processes, with
+this tree and with `--baseline` (a git revision, checked out into a temporary worktree; default
+a959475, the last with both Keras' `fit` and the former own loop, `runtime.loop: fit | custom`):
 
-* one device: `runtime.loop: fit` vs `custom`;
-* MirroredStrategy over two logical CPU devices: `fit` vs `custom`;
-* MultiWorkerMirroredStrategy: two worker processes on loopback ports (TF_CONFIG), custom loop.
+* one device: this loop vs the baseline's `fit` and own loop;
+* MirroredStrategy over two logical CPU devices: the same three;
+* MultiWorkerMirroredStrategy: two worker processes on loopback ports (TF_CONFIG), this loop vs
+  the baseline's own loop (its `fit` fails there).
 
 Reports the median epoch time of epochs 2–20 (the first one traces the step) from the runs'
 epoch lines, medians over the repeats, configurations alternated so that a busy machine slows
 them all. On one 2-core machine the two workers share the cores, so the multi-worker row
 measures the loop's and the collectives' overhead, not a speed-up.
 
-    python benchmarks/training_loop.py [--repeats 3] [--out benchmarks/training_loop.md]
+    python benchmarks/training_loop.py [--repeats 3] [--baseline a959475] [--out ...]
 """
 
 from __future__ import annotations
@@ -50,15 +53,16 @@ def epoch_seconds(stdout: str) -> float:
     return statistics.median(times[1:])
 
 
-def run(code: str, extra: list[str], results: str) -> float:
+def run(code: str, extra: list[str], results: str, tree: Path = ROOT) -> float:
+    """One `mtl train` of `tree`'s package (run from that folder, so it imports its own)."""
     done = subprocess.run([sys.executable, "-c", code, *ARGS, "--results", results, *extra],
-                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900)
+                          cwd=tree, env=ENV, capture_output=True, text=True, timeout=900)
     if done.returncode:
         raise SystemExit(done.stdout[-2000:] + done.stderr[-3000:])
     return epoch_seconds(done.stdout)
 
 
-def two_workers(results: str) -> float:
+def two_workers(results: str, tree: Path = ROOT, extra: tuple = ()) -> float:
     ports = []
     for _ in range(2):
         with socket.socket() as s:
@@ -69,8 +73,8 @@ def two_workers(results: str) -> float:
     for index in range(2):
         env = {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster,
                                                "task": {"type": "worker", "index": index}})}
-        workers.append(subprocess.Popen([sys.executable, "-c", MAIN, *ARGS, "--results", results],
-                                        cwd=ROOT, env=env, stdout=subprocess.PIPE,
+        workers.append(subprocess.Popen([sys.executable, "-c", MAIN, *ARGS, "--results", results,
+                                         *extra], cwd=tree, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True))
     outputs = [w.communicate(timeout=900) for w in workers]
     if any(w.returncode for w in workers):
@@ -78,41 +82,69 @@ def two_workers(results: str) -> float:
     return epoch_seconds(outputs[0][0])
 
 
-CONFIGURATIONS = {
-    "one device, fit": lambda r: run(MAIN, ["--set", "runtime.loop=fit"], r),
-    "one device, own loop": lambda r: run(MAIN, ["--set", "runtime.loop=custom"], r),
-    "MirroredStrategy ×2 logical CPUs, fit": lambda r: run(
-        TWO_CPUS, ["--set", "runtime.strategy=mirrored", "--set", "runtime.loop=fit"], r),
-    "MirroredStrategy ×2 logical CPUs, own loop": lambda r: run(
-        TWO_CPUS, ["--set", "runtime.strategy=mirrored", "--set", "runtime.loop=custom"], r),
-    "MultiWorkerMirroredStrategy, 2 workers on loopback, own loop": two_workers,
-}
+MIRRORED = ["--set", "runtime.strategy=mirrored"]
+
+
+def configurations(old: Path, revision: str) -> dict:
+    """Name → function of a results folder that returns the median epoch seconds."""
+    fit, own = ["--set", "runtime.loop=fit"], ["--set", "runtime.loop=custom"]
+    return {
+        "one device, mtl's loop": lambda r: run(MAIN, [], r),
+        f"one device, {revision} fit": lambda r: run(MAIN, fit, r, old),
+        f"one device, {revision} own loop": lambda r: run(MAIN, own, r, old),
+        "MirroredStrategy ×2 logical CPUs, mtl's loop": lambda r: run(TWO_CPUS, MIRRORED, r),
+        f"MirroredStrategy ×2 logical CPUs, {revision} fit": lambda r: run(TWO_CPUS, MIRRORED + fit, r, old),
+        f"MirroredStrategy ×2 logical CPUs, {revision} own loop": lambda r: run(
+            TWO_CPUS, MIRRORED + own, r, old),
+        "2 workers on loopback, mtl's loop": two_workers,
+        f"2 workers on loopback, {revision} own loop": lambda r: two_workers(r, old, tuple(own)),
+    }
+
+
+def worktree(revision: str, folder: str) -> Path:
+    path = Path(folder) / "baseline"
+    subprocess.run(["git", "worktree", "add", "--detach", str(path), revision], cwd=ROOT,
+                   check=True, capture_output=True)
+    return path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--baseline", default="a959475", help="git revision to compare with")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "training_loop.md"))
     args = parser.parse_args()
-    times: dict[str, list[float]] = {name: [] for name in CONFIGURATIONS}
-    with tempfile.TemporaryDirectory() as results:
-        for repeat in range(args.repeats):
-            order = list(CONFIGURATIONS)
-            for name in order if repeat % 2 == 0 else reversed(order):
-                times[name].append(CONFIGURATIONS[name](results))
-                print(f"{name}: {times[name][-1] * 1000:.0f} ms/epoch", flush=True)
-    base = statistics.median(times["one device, fit"])
-    lines = ["# Training loops: Keras' fit and mtl's own loop", "",
-             f"`python benchmarks/training_loop.py --repeats {args.repeats}`: quickstart recipe "
-             "(240 training rows, batch 32, 8 steps an epoch plus validation), median epoch time of "
-             "epochs 2–20, median over the repeats; configurations alternated.", "",
-             "| configuration | ms per epoch | × one device, fit | runs (ms) |", "|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as folder:
+        old = worktree(args.baseline, folder)
+        try:
+            times = measure(configurations(old, args.baseline), args.repeats, folder)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT)
+    base = statistics.median(times["one device, mtl's loop"])
+    lines = ["# Training loops: mtl's loop against Keras' fit and the former own loop", "",
+             f"`python benchmarks/training_loop.py --repeats {args.repeats} --baseline "
+             f"{args.baseline}`: quickstart recipe (240 training rows, batch 32, 8 steps an epoch "
+             "plus validation), median epoch time of epochs 2–20 (epoch lines to the millisecond), "
+             "median over the repeats; configurations alternated.", "",
+             "| configuration | ms per epoch | × one device, mtl's loop | runs (ms) |",
+             "|---|---|---|---|"]
     for name, values in times.items():
         median = statistics.median(values)
         lines.append(f"| {name} | {median * 1000:.0f} | {median / base:.2f} | "
                      f"{', '.join(f'{v * 1000:.0f}' for v in values)} |")
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def measure(configs: dict, repeats: int, folder: str) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    results = str(Path(folder) / "results")
+    for repeat in range(repeats):
+        order = list(configs)
+        for name in order if repeat % 2 == 0 else reversed(order):
+            times[name].append(configs[name](results))
+            print(f"{name}: {times[name][-1] * 1000:.0f} ms/epoch", flush=True)
+    return times
 
 
 if __name__ == "__main__":

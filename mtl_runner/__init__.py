@@ -1,3 +1,3 @@
 """mtl: a command-line experiment runner for multi-task learning and fine-tuning on Keras."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

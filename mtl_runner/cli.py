@@ -183,7 +183,7 @@ def resume_run(ref: str, results: str, overrides: tuple[str, ...]) -> None:
     import_tensorflow()  # first, so that its start-up lines are captured (checkpoints import Keras)
     from mtl_runner.training.checkpoints import ResumePoint, check_history
     from mtl_runner.training.cluster import ClusterRole
-    from mtl_runner.training.run import text_digest
+    from mtl_runner.results.identity import recipe_digest
     from mtl_runner.training.run import train as run_training
 
     run = RunDirectory(resolve_run(ref, results))
@@ -197,7 +197,7 @@ def resume_run(ref: str, results: str, overrides: tuple[str, ...]) -> None:
         raise UsageError("--set cannot change a run being resumed; its recipe.yaml is what ran")
     text = run.file("recipe.yaml").read_text(encoding="utf-8")
     recorded = info.get("recipe_sha256")
-    if recorded and text_digest(text) != recorded:
+    if recorded and recipe_digest(text) != recorded:
         raise UsageError(f"run {run.run_id} cannot be resumed: {run.file('recipe.yaml')} was edited "
                          "after the run started (its sha256 differs from run.json's recipe_sha256), "
                          "so its checkpoints may not fit the recipe. Put the file back as it was, or "
@@ -206,12 +206,43 @@ def resume_run(ref: str, results: str, overrides: tuple[str, ...]) -> None:
     point = ResumePoint.read(run)  # an unusable checkpoint folder is refused before the run is touched
     if point is not None:
         check_history(run, point)
+        check_same_version(run, info)
     data = yaml.safe_load(text)
     # data paths stay relative to the recipe the run started from
     loaded = validate_recipe(data, Path(info.get("recipe_file") or run.file("recipe.yaml")))
     console = Console()
     run_training(loaded, results, command=["mtl", *sys.argv[1:]], echo=console, resume=run)
     console.check(f"run {run.run_id} completed ({run.path})")
+
+
+def check_same_version(run, info: dict) -> None:
+    """A checkpoint holds variables by position; another mtl version may order them otherwise
+    (0.2 split image models' heads from the shared variables), so it is refused, not guessed."""
+    from mtl_runner import __version__
+    from mtl_runner.errors import UsageError
+
+    recorded = (info.get("versions") or {}).get("mtl")
+    if recorded and recorded != __version__:
+        raise UsageError(f"run {run.run_id} was checkpointed by mtl {recorded}, and this is mtl "
+                         f"{__version__}, whose checkpoints may order variables differently. Resume "
+                         f"it with mtl {recorded} (pip install 'mtl-runner=={recorded}'), or train "
+                         f"it again: mtl train {run.file('recipe.yaml')}")
+
+
+TRACKERS = ("tensorboard", "mlflow", "histograms")
+
+
+def tracking_overrides(tracking: str | None) -> list[str]:
+    """`--tracking KINDS` as the `--set` overrides of the recipe's tracking block."""
+    from mtl_runner.errors import UsageError
+
+    if tracking is None:
+        return []
+    kinds = {k.strip().lower() for k in tracking.split(",") if k.strip()}
+    if not kinds <= {*TRACKERS, "none"}:
+        raise UsageError(f"--tracking takes a comma list of {', '.join(TRACKERS)} or none. "
+                         f"Received: {tracking!r}")
+    return [f"tracking.{k}={'true' if k in kinds else 'false'}" for k in TRACKERS]
 
 
 @cli.command()
@@ -241,14 +272,7 @@ def train(recipe: str | None, overrides: tuple[str, ...], results: str, name: st
 
     if name is not None:  # before any work
         check_name(name)
-    extra = []
-    if tracking is not None:  # becomes the recipe's tracking block, like --set
-        kinds = {k.strip().lower() for k in tracking.split(",") if k.strip()}
-        known = ("tensorboard", "mlflow", "histograms")
-        if not kinds <= {*known, "none"}:
-            raise UsageError(f"--tracking takes a comma list of {', '.join(known)} or none. "
-                             f"Received: {tracking!r}")
-        extra += [f"tracking.{k}={'true' if k in kinds else 'false'}" for k in known]
+    extra = tracking_overrides(tracking)
     if resume is not None:
         if recipe is not None:
             raise UsageError("give either a RECIPE or --resume RUN (the run has its recipe)")

@@ -12,7 +12,7 @@ implemented, for one multi-task run:
 - B is paired: the mean over the `baseline:<task>` runs trained on the same split as this run
   (same data block, same split seed — the recipe's seed unless `data.split.seed` fixes it —
   and fold). Baselines of other splits are never pooled in: each seed draws its own split.
-- m runs over one primary metric per task by default (`PRIMARY_METRIC`, or the task's
+- m runs over one primary metric per task by default (its type's `primary_metric`, or the task's
   `primary_metric` in the recipe), or over the `--metric` selection.
 - h_m = 1 when a higher value of m is better, so a negative Δm means the multi-task run beats
   its baselines (lower is better). `convention="delta_p"` gives LibMTL's Δp = −Δm (higher is
@@ -41,16 +41,13 @@ import pandas as pd
 
 from mtl_runner.errors import UsageError, did_you_mean
 from mtl_runner.results.reader import Run, format_value
+from mtl_runner.tasks import TASK_TYPES
 from mtl_runner.tasks.base import HIGHER_IS_BETTER
 
 SEED_KEYS = ("seed",)
 DATA_PREFIX = "data."
 BASELINE = "baseline:"
 NO_GROUPS = ("none", "run")
-# The one metric per task type that enters Δm by default: a relative change of a metric near
-# zero (R² ≈ 0 on a hard regression) would otherwise dominate the mean.
-PRIMARY_METRIC = {"classification": "accuracy", "binary": "auc", "multilabel": "macro_f1",
-                  "regression": "mae"}
 CONVENTIONS = ("delta_m", "delta_p")
 ALPHA = 0.05  # two-sided paired t-test over seeds
 CONFIDENCE = 0.95  # the Student-t interval of Δm over a group's runs
@@ -137,11 +134,9 @@ def select_metrics(available: Sequence[str], wanted: Sequence[str]) -> list[str]
         return list(available)
     chosen: list[str] = []
     for spec in [w.strip() for item in wanted for w in item.split(",") if w.strip()]:
-        hits = [c for c in available
-                if c == spec or c.split(".", 1)[0] == spec or c.split(".", 1)[1] == spec]
+        hits = [c for c in available if spec in (c, *c.split(".", 1))]
         if not hits:
-            tokens = sorted({*available, *(c.split(".", 1)[0] for c in available),
-                             *(c.split(".", 1)[1] for c in available)})
+            tokens = sorted({*available, *(part for c in available for part in c.split(".", 1))})
             raise UsageError(f"--metric {spec!r} matches no task or metric."
                              f"{did_you_mean(spec, tokens)} Available: {', '.join(available)}")
         chosen.extend(c for c in hits if c not in chosen)
@@ -195,10 +190,14 @@ def task_delta(values: dict[str, float], baseline: dict[str, float]) -> float:
 
 def primary_metric(run: Run, task: str) -> str | None:
     """The metric of `task` that enters Δm by default: the recipe's `primary_metric`, else the
-    one of its type (`PRIMARY_METRIC`)."""
+    one of its type (`TaskType.primary_metric`: a relative change of a metric near zero, R² ≈ 0
+    on a hard regression, would otherwise dominate the mean)."""
     flat = run.flat_recipe()
     chosen = flat.get(f"tasks.{task}.primary_metric")
-    return chosen if isinstance(chosen, str) else PRIMARY_METRIC.get(flat.get(f"tasks.{task}.type"))
+    if isinstance(chosen, str):
+        return chosen
+    kind = flat.get(f"tasks.{task}.type")
+    return TASK_TYPES.get(kind).primary_metric if kind in TASK_TYPES.names() else None
 
 
 def delta_metrics_of(run: Run, task: str, available: Sequence[str], selected: Sequence[str] | None
@@ -212,6 +211,74 @@ def delta_metrics_of(run: Run, task: str, available: Sequence[str], selected: Se
     if primary in own:
         return [primary]
     return [m for m in own if higher_is_better(m) is not None][:1]
+
+
+@dataclasses.dataclass
+class _Pairing:
+    """The baselines of each split, and what went wrong pairing runs with them (the notes)."""
+
+    on_split: dict[tuple, list[str]]  # (task, split_signature) → ids of its baseline runs
+    same_data: set[tuple]  # (task, data_signature) of every baseline
+    missing: set[str] = dataclasses.field(default_factory=set)  # tasks: no baseline, same data
+    unpaired: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # task → run ids
+    incomplete: set[str] = dataclasses.field(default_factory=set)  # runs left without Δm
+    incomparable: set[str] = dataclasses.field(default_factory=set)  # tasks: no usable B
+
+    @classmethod
+    def of(cls, runs: Sequence[Run]) -> "_Pairing":
+        """Indexes the baselines among `runs` by task and split, and by task and data."""
+        on_split: dict[tuple, list[str]] = {}
+        same_data: set[tuple] = set()
+        for run in runs:
+            if is_baseline(run):
+                task = run.role[len(BASELINE):]
+                on_split.setdefault((task, split_signature(run, task)), []).append(run.id)
+                same_data.add((task, data_signature(run, task)))
+        return cls(on_split, same_data)
+
+    def key(self, run: Run, task: str, values: dict[str, float]) -> tuple | None:
+        """The (task, split signature) of the baselines `run` pairs with on `task`; None, and
+        the reason recorded, when it has no such task or no baseline of its data or split."""
+        if not any(math.isfinite(v) for v in values.values()):
+            return None  # this run has no such task
+        if (task, data_signature(run, task)) not in self.same_data:
+            self.missing.add(task)
+            return None
+        key = (task, split_signature(run, task))
+        if key not in self.on_split:
+            self.unpaired.setdefault(task, []).append(run.id)
+            self.incomplete.add(run.id)
+            return None
+        return key
+
+    def notes(self, has_terms: bool) -> list[str]:
+        """One line per kind of run or task left out of Δm, and what to train to fix it."""
+        notes = []
+        if self.missing and has_terms:
+            notes.append(f"no baseline run with the same data for: "
+                         f"{', '.join(sorted(self.missing))}; Δm averages the tasks that have one")
+        elif self.missing and not self.unpaired:
+            notes.append("no Δm: it needs single-task runs (role baseline:<task>) on the same "
+                         "data; train them with `mtl train --baselines`")
+        if self.unpaired:
+            which = ", ".join(f"{t} in {len(ids)} run(s)"
+                              for t, ids in sorted(self.unpaired.items()))
+            notes.append(f"no baseline on the same split (data, split seed, fold) for {which}"
+                         f": {len(self.incomplete)} run(s) left without Δm (baselines of other "
+                         f"splits are not pooled); train them with "
+                         f"`mtl train RECIPE --seeds N --baselines`")
+        if self.incomparable:
+            notes.append(f"no comparable baseline value (zero, missing or NaN) for "
+                         f"{', '.join(sorted(self.incomparable))} in some runs: those runs have "
+                         f"no Δm")
+        return notes
+
+
+def _baseline_means(table: dict[str, dict[str, float]], ids: Sequence[str], task: str,
+                    available: Sequence[str]) -> dict[str, float]:
+    """B: per metric of `task`, the mean over the baseline runs `ids` (NaNs left out)."""
+    return {c.split(".", 1)[1]: _finite_mean([table[i][c] for i in ids])
+            for c in available if c.split(".", 1)[0] == task}
 
 
 def delta_terms(runs: Sequence[Run], wide: pd.DataFrame, columns: Sequence[str],
@@ -235,71 +302,36 @@ def delta_terms(runs: Sequence[Run], wide: pd.DataFrame, columns: Sequence[str],
     table = wide.to_dict(orient="index")  # plain dicts: this loop runs per run and task
     available = list(wide.columns)
     tasks = list(dict.fromkeys(c.split(".", 1)[0] for c in columns))
-    on_split: dict[tuple, list[str]] = {}
-    same_data: set[tuple] = set()
-    for run in runs:
-        if is_baseline(run):
-            task = run.role[len(BASELINE):]
-            on_split.setdefault((task, split_signature(run, task)), []).append(run.id)
-            same_data.add((task, data_signature(run, task)))
+    pairing = _Pairing.of(runs)
     means: dict[tuple, dict[str, float]] = {}
     terms: dict[str, dict[str, float]] = {}
     used: dict[str, list[str]] = {}
-    missing: set[str] = set()
-    unpaired: dict[str, list[str]] = {}
-    incomplete: set[str] = set()
-    incomparable: set[str] = set()
     for run in runs:
         if is_baseline(run):
             continue
         for task in tasks:
             metrics = delta_metrics_of(run, task, available, selected)
             values = {m: table[run.id].get(f"{task}.{m}", math.nan) for m in metrics}
-            if not any(math.isfinite(v) for v in values.values()):
-                continue  # this run has no such task
-            if (task, data_signature(run, task)) not in same_data:
-                missing.add(task)
-                continue
-            key = (task, split_signature(run, task))
-            if key not in on_split:
-                unpaired.setdefault(task, []).append(run.id)
-                incomplete.add(run.id)
+            key = pairing.key(run, task, values)
+            if key is None:
                 continue
             if key not in means:
-                means[key] = {c.split(".", 1)[1]: _finite_mean([table[i][c] for i in on_split[key]])
-                              for c in available if c.split(".", 1)[0] == task}
+                means[key] = _baseline_means(table, pairing.on_split[key], task, available)
             entered = used.setdefault(task, [])
             entered.extend(m for m in metrics if m not in entered)
             term = task_delta(values, means[key])
             terms.setdefault(f"delta.{task}", {})[run.id] = term
             if not math.isfinite(term):  # e.g. the baseline did not compute that metric
-                incomparable.add(task)
-                incomplete.add(run.id)
+                pairing.incomparable.add(task)
+                pairing.incomplete.add(run.id)
     out = pd.DataFrame(terms, index=wide.index, dtype=float)
     delta_cols = list(out.columns)
-    notes = []
-    if missing and delta_cols:
-        notes.append(f"no baseline run with the same data for: {', '.join(sorted(missing))}; "
-                     f"Δm averages the tasks that have one")
-    elif missing and not unpaired:
-        notes.append("no Δm: it needs single-task runs (role baseline:<task>) on the same data; "
-                     "train them with `mtl train --baselines`")
-    if unpaired:
-        count = len(incomplete)
-        which = ", ".join(f"{t} in {len(ids)} run(s)" for t, ids in sorted(unpaired.items()))
-        notes.append(f"no baseline on the same split (data, split seed, fold) for {which}"
-                     f": {count} run(s) left without Δm (baselines of other splits are not "
-                     f"pooled); train them with `mtl train RECIPE --seeds N --baselines`")
-    if incomparable:
-        notes.append(f"no comparable baseline value (zero, missing or NaN) for "
-                     f"{', '.join(sorted(incomparable))} in some runs: those runs have no Δm")
+    out["delta_m"] = math.nan
     if delta_cols:
         delta = out[delta_cols].mean(axis=1, skipna=True)
-        delta[[i in incomplete for i in out.index]] = math.nan
+        delta[[i in pairing.incomplete for i in out.index]] = math.nan
         out["delta_m"] = delta
-    else:
-        out["delta_m"] = math.nan
-    return out, notes, used
+    return out, pairing.notes(bool(delta_cols)), used
 
 
 # -- Student's t, in pure Python: importing scipy.stats would cost `mtl compare` seconds --------
@@ -478,39 +510,50 @@ def label_keys(firsts: Sequence[Run], everyone: Sequence[Run]) -> list[str]:
     by_user = [k for k in varying if any(k == s or k.startswith(f"{s}.") for s in set_keys)]
     flats = [run.flat_recipe() for run in firsts]
     no_nulls = [k for k in varying if all(flat.get(k) is not None for flat in flats)]
-    for keys in (by_user, no_nulls):
-        values = {tuple(format_value(flat.get(k)) for k in keys) for flat in flats}
-        if keys and len(values) == len(flats):
-            return keys
-    return varying
+    return next((keys for keys in (by_user, no_nulls) if _tells_apart(keys, flats)), varying)
+
+
+def _tells_apart(keys: Sequence[str], flats: Sequence[dict[str, Any]]) -> bool:
+    """Whether the values of `keys` differ between every two of the flat recipes."""
+    values = {tuple(format_value(flat.get(k)) for k in keys) for flat in flats}
+    return bool(keys) and len(values) == len(flats)
 
 
 def _labels(groups: list[list[Run]], group_by: Sequence[str] | None) -> list[str]:
+    """The label of each group: its `--group-by` values, else the recipe keys that tell the
+    groups of its recipe apart (`label_keys`), prefixed by the recipe's name when several
+    recipes are compared."""
     if group_by and group_by[0] in NO_GROUPS:
         return [g[0].id for g in groups]
+    if group_by:
+        return [_label(g[0], [f"{k}={format_value(g[0].fields().get(k))}" for k in group_by],
+                       with_recipe=False) for g in groups]
     several = len({recipe_name(g[0]) for g in groups}) > 1
+    keys = _label_keys_by_recipe(groups)
+    return [_label(g[0], [f"{k}={format_value(g[0].flat_recipe().get(k))}"
+                          for k in keys[(recipe_name(g[0]), g[0].role)]], several)
+            for g in groups]
+
+
+def _label_keys_by_recipe(groups: list[list[Run]]) -> dict[tuple[str, str], list[str]]:
+    """`label_keys` of the groups of each (recipe name, role)."""
     keys: dict[tuple[str, str], list[str]] = {}
-    if not group_by:
-        for cluster in dict.fromkeys((recipe_name(g[0]), g[0].role) for g in groups):
-            members = [g for g in groups if (recipe_name(g[0]), g[0].role) == cluster]
-            keys[cluster] = label_keys([g[0] for g in members], [r for g in members for r in g])
-    labels = []
-    for group in groups:
-        run = group[0]
-        if group_by:
-            parts = [f"{k}={format_value(run.fields().get(k))}" for k in group_by]
-        else:
-            flat = run.flat_recipe()
-            parts = [f"{k}={format_value(flat.get(k))}"
-                     for k in keys[(recipe_name(run), run.role)]]
-        if is_baseline(run):
-            parts.insert(0, run.role)
-        text = ", ".join(parts)
-        if several and not group_by:
-            text = f"{recipe_name(run)}: {text}" if text else recipe_name(run)
-        label = text or recipe_name(run) or run.id
-        labels.append(label if len(label) <= MAX_LABEL else label[:MAX_LABEL - 1] + "…")
-    return labels
+    for cluster in dict.fromkeys((recipe_name(g[0]), g[0].role) for g in groups):
+        members = [g for g in groups if (recipe_name(g[0]), g[0].role) == cluster]
+        keys[cluster] = label_keys([g[0] for g in members], [r for g in members for r in g])
+    return keys
+
+
+def _label(run: Run, parts: list[str], with_recipe: bool) -> str:
+    """`key=value` parts as a label: a baseline's role first, the recipe's name in front when
+    asked, cut to MAX_LABEL characters."""
+    if is_baseline(run):
+        parts = [run.role, *parts]
+    text = ", ".join(parts)
+    if with_recipe:
+        text = f"{recipe_name(run)}: {text}" if text else recipe_name(run)
+    label = text or recipe_name(run) or run.id
+    return label if len(label) <= MAX_LABEL else label[:MAX_LABEL - 1] + "…"
 
 
 def _grouped(runs: Sequence[Run], group_by: Sequence[str] | None) -> list[list[Run]]:
@@ -575,45 +618,59 @@ def compare(runs: Sequence[Run], split: str = "test", metrics: Sequence[str] = (
         raise UsageError(f"--convention takes {' or '.join(CONVENTIONS)}. Received: {convention!r}")
     sign = -1.0 if convention == "delta_p" else 1.0
     runs = list(runs)
-    ids = {run.id for run in runs}
-    everything = runs + [r for r in references if r.id not in ids and is_baseline(r)]
+    ids = [run.id for run in runs]
+    known = set(ids)
+    everything = runs + [r for r in references if r.id not in known and is_baseline(r)]
     wide = wide_metrics(everything, split)
-    shown = wide.loc[[run.id for run in runs]]
+    shown = wide.loc[ids]
     columns = select_metrics([c for c in wide.columns if shown[c].notna().any()], metrics)
     deltas, notes, used = delta_terms(everything, wide, columns, columns if metrics else None)
-    per_run = pd.concat([wide[columns], sign * deltas], axis=1).loc[[run.id for run in runs]]
+    per_run = pd.concat([wide[columns], sign * deltas], axis=1).loc[ids]
     delta_cols = [c for c in deltas.columns if c.startswith("delta.")]
-    has_delta = bool(delta_cols)
 
     groups = _grouped(runs, group_by)
-    labels = _labels(groups, group_by)
-    rows = []
-    for label, group in zip(labels, groups):
-        ids = [run.id for run in group]
-        part = per_run.loc[ids]
-        row: dict[str, Any] = {"label": label, "role": group[0].role, "n": len(group),
-                               "runs": ids}
-        if group_by and group_by[0] not in NO_GROUPS:
-            row.update({k: format_value(group[0].fields().get(k)) for k in group_by})
-        for column in columns:
-            row[column] = part[column].mean()
-            row[f"{column}_std"] = part[column].std(ddof=1) if len(group) > 1 else math.nan
-        if has_delta:
-            # the test and its sign work on Δm (positive: worse); only the shown values flip
-            row.update(_delta_summary(sign * part[["delta_m", *delta_cols]], delta_cols, sign))
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-
-    objectives = headline_columns(columns)
-    frame["pareto"] = False
-    candidates = frame.index[frame["role"].map(lambda r: not r.startswith(BASELINE))] \
-        if len(frame) else frame.index
-    if len(objectives) and len(candidates):
-        higher = [bool(higher_is_better(c.split(".", 1)[1])) for c in objectives]
-        mask = pareto_front(frame.loc[candidates, objectives].to_numpy(), higher)
-        frame.loc[candidates, "pareto"] = mask
-    warnings = weak_statistics(frame, runs, split, has_delta)
+    keys = list(group_by) if group_by and group_by[0] not in NO_GROUPS else []
+    frame = pd.DataFrame([_group_row(label, group, per_run, keys, columns, delta_cols, sign)
+                          for label, group in zip(_labels(groups, group_by), groups)])
+    frame["pareto"] = _pareto_mask(frame, headline_columns(columns))
+    warnings = weak_statistics(frame, runs, split, bool(delta_cols))
     return Comparison(frame, columns, split, notes, per_run, warnings, convention, used)
+
+
+def _group_row(label: str, group: list[Run], per_run: pd.DataFrame, keys: Sequence[str],
+               columns: Sequence[str], delta_cols: Sequence[str], sign: float) -> dict[str, Any]:
+    """One row of the table: the group's label, role, size, runs, `--group-by` values, the
+    mean ± std of each metric column, and its Δm summary when there are Δ terms."""
+    ids = [run.id for run in group]
+    part = per_run.loc[ids]
+    row: dict[str, Any] = {"label": label, "role": group[0].role, "n": len(group), "runs": ids}
+    row.update({k: format_value(group[0].fields().get(k)) for k in keys})
+    row.update(_mean_std(part, columns))
+    if delta_cols:
+        # the test and its sign work on Δm (positive: worse); only the shown values flip
+        row.update(_delta_summary(sign * part[["delta_m", *delta_cols]], delta_cols, sign))
+    return row
+
+
+def _mean_std(part: pd.DataFrame, columns: Sequence[str]) -> dict[str, float]:
+    """Each column's mean over a group's runs, and `<column>_std` (NaN for a single run)."""
+    row = {}
+    for column in columns:
+        row[column] = part[column].mean()
+        row[f"{column}_std"] = part[column].std(ddof=1) if len(part) > 1 else math.nan
+    return row
+
+
+def _pareto_mask(frame: pd.DataFrame, objectives: Sequence[str]) -> np.ndarray:
+    """Whether each row is on the Pareto front of `objectives`; baselines never are."""
+    mask = np.zeros(len(frame), dtype=bool)
+    if not len(frame) or not len(objectives):
+        return mask
+    candidates = np.array([not role.startswith(BASELINE) for role in frame["role"]], dtype=bool)
+    if candidates.any():
+        higher = [bool(higher_is_better(c.split(".", 1)[1])) for c in objectives]
+        mask[candidates] = pareto_front(frame.loc[candidates, objectives].to_numpy(), higher)
+    return mask
 
 
 def weak_statistics(frame: pd.DataFrame, runs: Sequence[Run], split: str, has_delta: bool
@@ -650,20 +707,7 @@ def sort_frame(comparison: Comparison, column: str, reverse: bool = False) -> pd
     Raises:
         UsageError: the column is not in the table.
     """
-    frame = comparison.frame
-    lists = ("runs", "negative_transfer", "not_significant")
-    sortable = [c for c in frame.columns if c not in lists
-                and not c.endswith(("_std", "_p", "_ci_low", "_ci_high"))]
-    if column not in frame.columns:
-        aliases = {"delta": "delta_m", "Δm": "delta_m", "dm": "delta_m", "delta_p": "delta_m",
-                   "Δp": "delta_m"}
-        column = aliases.get(column, column)
-    if column not in frame.columns:
-        hits = [c for c in comparison.metrics if c.split(".", 1)[1] == column]
-        column = hits[0] if len(hits) == 1 else column
-    if column not in frame.columns or column == "runs":
-        raise UsageError(f"--sort: no column {column!r}.{did_you_mean(column, sortable)} "
-                         f"Columns: {', '.join(sortable)}")
+    column = sort_column(comparison, column)
     ascending = True
     if "." in column and column in comparison.metrics:
         ascending = not bool(higher_is_better(column.split(".", 1)[1]))
@@ -671,4 +715,30 @@ def sort_frame(comparison: Comparison, column: str, reverse: bool = False) -> pd
         ascending = False  # Δp: higher is better
     if reverse:
         ascending = not ascending
-    return frame.sort_values(column, ascending=ascending, na_position="last", kind="stable")
+    return comparison.frame.sort_values(column, ascending=ascending, na_position="last",
+                                        kind="stable")
+
+
+SORT_ALIASES = {"delta": "delta_m", "Δm": "delta_m", "dm": "delta_m", "delta_p": "delta_m",
+                "Δp": "delta_m"}
+
+
+def sort_column(comparison: Comparison, column: str) -> str:
+    """The table column `--sort` names: a column, an alias of Δm, or a metric of one task.
+
+    Raises:
+        UsageError: the column is not in the table.
+    """
+    frame = comparison.frame
+    if column not in frame.columns:
+        column = SORT_ALIASES.get(column, column)
+    if column not in frame.columns:
+        hits = [c for c in comparison.metrics if c.split(".", 1)[1] == column]
+        column = hits[0] if len(hits) == 1 else column
+    if column not in frame.columns or column == "runs":
+        lists = ("runs", "negative_transfer", "not_significant")
+        sortable = [c for c in frame.columns if c not in lists
+                    and not c.endswith(("_std", "_p", "_ci_low", "_ci_high"))]
+        raise UsageError(f"--sort: no column {column!r}.{did_you_mean(column, sortable)} "
+                         f"Columns: {', '.join(sortable)}")
+    return column

@@ -28,6 +28,7 @@ from mtl_runner.recipe.checks import MAX_FEATURE_MAGNITUDE, MAX_LABEL_MAGNITUDE
 from mtl_runner.results import RunDirectory
 from mtl_runner.results.reader import resolve_run
 from mtl_runner.tasks import TASK_TYPES, EncodedLabels, TaskType
+from mtl_runner.tasks.scoring import metrics_frame, score_outputs
 
 SOURCES_BY_SUFFIX = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
 TRAINING_SPLITS = ("train", "validation", "test")
@@ -123,7 +124,7 @@ class TrainedRun:
         warn = warn or _warn
         encoded, problems = {}, []
         for name in self.labelled_tasks(frame):
-            if self.tasks[name].name == "regression":  # as training refuses them
+            if self.tasks[name].numeric_labels:  # as training refuses them
                 out_of_range(frame, self.tasks[name].label_columns(), MAX_LABEL_MAGNITUDE,
                              f"task '{name}': regression label column")
             labels = self.tasks[name].encode(frame, self.infos[name])
@@ -152,7 +153,7 @@ class TrainedRun:
     # -- using the model -------------------------------------------------------------------
     def outputs(self, frame: pd.DataFrame, batch_size: int = 256) -> dict[str, np.ndarray]:
         """Raw model outputs by task (probabilities; standardized regression values)."""
-        from mtl_runner.training.evaluate import predict
+        from mtl_runner.models.predict import predict
 
         return predict(self.model, self.inputs(frame), batch_size)
 
@@ -169,15 +170,7 @@ class TrainedRun:
             raise UsageError(f"the data has no label column of any task, so there is nothing "
                              f"to evaluate (label columns: {wanted}). Use `mtl predict` instead.")
         outputs = self.outputs(frame, batch_size)
-        rows = []
-        for name, encoded in labels.items():
-            keep = encoded.mask > 0
-            if not keep.any():
-                continue
-            scores = self.tasks[name].score(encoded.y[keep], outputs[name][keep], encoded.info)
-            rows += [{"task": name, "metric": metric, "split": split, "value": value,
-                      "n": int(keep.sum())} for metric, value in scores.items()]
-        return pd.DataFrame(rows, columns=["task", "metric", "split", "value", "n"])
+        return metrics_frame(score_outputs(self.tasks, labels, outputs, split))
 
     def predict(self, frame: pd.DataFrame, probabilities: str = "top",
                 batch_size: int = 256) -> pd.DataFrame:
@@ -198,7 +191,7 @@ class TrainedRun:
         outputs = self.outputs(frame, batch_size)
         columns: dict[str, np.ndarray] = {}
         for name, task in self.tasks.items():
-            decoded = decode(task, outputs[name], self.infos[name], probabilities)
+            decoded = task.decode(outputs[name], self.infos[name], probabilities)
             taken = [c for c in decoded if c in columns]
             if taken:  # never let one task's column replace another's
                 raise RunError(f"prediction column(s) {', '.join(taken)} of task '{name}' are "
@@ -230,34 +223,6 @@ def _warn(message: str) -> None:
     import click
 
     click.echo(f"Warning: {message}", err=True)
-
-
-def decode(task: TaskType, output: np.ndarray, info: dict[str, Any],
-           probabilities: str = "top") -> dict[str, np.ndarray]:
-    """One task's model output as named prediction columns (see `TrainedRun.predict`)."""
-    name = task.task_name
-    kind = task.name  # the registered task type
-    if kind == "regression":
-        values = task.decode(output, info)
-        label_columns = info["columns"]
-        if len(label_columns) == 1:
-            return {name: values[:, 0]}
-        return {f"{name}_{c}": values[:, j] for j, c in enumerate(label_columns)}
-    classes = list(info["classes"])
-    if kind == "multilabel":
-        chosen = output >= 0.5
-        joined = np.array(["|".join(c for c, on in zip(classes, row) if on) for row in chosen],
-                          dtype=object)
-        return {name: joined, **{f"{name}_p_{c}": output[:, j] for j, c in enumerate(classes)}}
-    if kind == "binary":
-        positive = output.reshape(-1)
-        output = np.stack([1.0 - positive, positive], axis=1)  # classes are [negative, positive]
-    best = output.argmax(axis=1)
-    columns = {name: np.array(classes, dtype=object)[best],
-               f"{name}_probability": output[np.arange(len(output)), best]}
-    if probabilities == "all":
-        columns.update({f"{name}_p_{c}": output[:, j] for j, c in enumerate(classes)})
-    return columns
 
 
 def load_model(path: str | Path):
@@ -379,19 +344,7 @@ def serving_info(trained: TrainedRun) -> dict[str, Any]:
                   for c in trained.spec.numeric]
         inputs += [{"name": input_name(c), "column": c, "shape": [None, 1], "dtype": "string"}
                    for c in trained.spec.categorical]
-    outputs = {}
-    for name, task in trained.tasks.items():
-        info = trained.infos[name]
-        entry: dict[str, Any] = {"type": task.name}
-        if task.name == "regression":
-            entry.update(columns=info["columns"], mean=info["mean"], scale=info["scale"],
-                         decode="value = output * scale + mean")
-        elif task.name == "binary":
-            entry.update(classes=info["classes"], positive=info["positive"],
-                         decode="output = probability of the positive class")
-        else:
-            entry.update(classes=info["classes"], decode="output[j] = probability of classes[j]")
-        outputs[name] = entry
+    outputs = {name: task.serving_info(trained.infos[name]) for name, task in trained.tasks.items()}
     return {"run": trained.run.run_id, "signature": "serving_default", "inputs": inputs,
             "outputs": outputs}
 

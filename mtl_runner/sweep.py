@@ -1,11 +1,10 @@
 """Sweeps: a grid of recipe overrides × seeds, trained as separate processes, resumable.
 
 Each combination is one `mtl train RECIPE --set ...` process. Before anything runs, every
-combination is resolved and validated (a bad grid value fails at once, with exit 2), and each
-resolved recipe is compared with the recipe.yaml of the completed runs already in the results
-folder: a combination that is the same run as one of them (`mtl_runner.results.identity`) is
-skipped, so a sweep stopped half-way picks up where it was, and rerunning a finished sweep
-trains nothing.
+combination is resolved and validated (a bad grid value fails at once, with exit 2), and given
+the identity its run will have (`mtl_runner.results.identity`): a combination that is the same
+run as a completed run already in the results folder is skipped, so a sweep stopped half-way
+picks up where it was, and rerunning a finished sweep trains nothing.
 
 Example:
     >>> grid = parse_grid(["weighting.name=static,uncertainty", "model.trunk.units=[64,32],[32]"])
@@ -22,21 +21,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
-
-import yaml
+from typing import Callable
 
 from mtl_runner.errors import UsageError
+from mtl_runner.results.identity import RunIdentity, completed_runs, find_same_run, run_identity
 
 Echo = Callable[[str], None]
 
 
 @dataclasses.dataclass
 class Combination:
-    """One point of the grid: its overrides, its resolved recipe, and what became of it."""
+    """One point of the grid: its overrides, the identity of its run, and what became of it."""
 
     overrides: list[str]
-    resolved: dict[str, Any]
+    identity: RunIdentity
     run_path: Path | None = None
     status: str = "pending"  # pending | done (found before) | running | completed | failed
     seconds: float | None = None
@@ -83,11 +81,6 @@ def parse_grid(items: tuple[str, ...] | list[str]) -> list[tuple[str, list[str]]
     return grid
 
 
-def canonical(recipe_dict: dict[str, Any]) -> dict[str, Any]:
-    """A resolved recipe as recipe.yaml holds it (after a YAML round trip), for comparing."""
-    return yaml.safe_load(yaml.safe_dump(recipe_dict, sort_keys=False, allow_unicode=True))
-
-
 def expand(recipe: str | Path, grid: list[tuple[str, list[str]]], seeds: int | None,
            overrides: tuple[str, ...] | list[str] = ()) -> list[Combination]:
     """Every combination of the grid values (× seeds), resolved and validated.
@@ -99,7 +92,7 @@ def expand(recipe: str | Path, grid: list[tuple[str, list[str]]], seeds: int | N
         overrides: `--set` overrides applied to every combination, before the grid's.
 
     Returns:
-        The distinct combinations (two that resolve to the same recipe are one).
+        The distinct combinations (two that would be the same run are one).
 
     Raises:
         RecipeError: a combination does not validate (each problem names its override).
@@ -109,16 +102,15 @@ def expand(recipe: str | Path, grid: list[tuple[str, list[str]]], seeds: int | N
     base = load_recipe(recipe, list(overrides), check_data=False).recipe
     seed_values = [None] if seeds is None else [base.seed + i for i in range(seeds)]
     keys = [key for key, _ in grid]
-    combinations: dict[str, Combination] = {}
+    combinations: dict[RunIdentity, Combination] = {}
     for values in itertools.product(*(v for _, v in grid)):
         for seed in seed_values:
             point = [f"{k}={v}" for k, v in zip(keys, values)]
             if seed is not None:
                 point.append(f"seed={seed}")
             loaded = load_recipe(recipe, [*overrides, *point], check_data=False)
-            resolved = canonical(loaded.recipe.model_dump(mode="json"))
-            fingerprint = yaml.safe_dump(resolved, sort_keys=True)
-            combinations.setdefault(fingerprint, Combination(point, resolved))
+            identity = run_identity(loaded.recipe, "mtl")
+            combinations.setdefault(identity, Combination(point, identity))
     return list(combinations.values())
 
 
@@ -129,14 +121,10 @@ def mark_done(combinations: list[Combination], results: str | Path) -> int:
     Returns:
         How many were found.
     """
-    from mtl_runner.results.identity import completed_runs, identity_for, resolved_text
-
-    done: dict = {}
-    for path, _, identity in completed_runs(results):
-        done.setdefault(identity, path)
+    runs = list(completed_runs(results))
     found = 0
     for combination in combinations:
-        path = done.get(identity_for(resolved_text(combination.resolved), "mtl"))
+        path = find_same_run(runs, combination.identity)
         if path is not None:
             combination.run_path, combination.status = path, "done"
             found += 1

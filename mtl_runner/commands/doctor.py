@@ -2,8 +2,10 @@
 
 Checks the environment (Python, TensorFlow and Keras versions, visible GPUs, which reduced
 precisions the hardware supports, whether the results folder is writable). With a RECIPE it
-also loads the data and builds the model on the CPU, without training, and prints the input
-shapes, the parameters of the trunk and of each head, and the examples per task and split.
+also loads the data (every source, when tasks bring their own) and builds the model on the
+CPU, without training, and prints the input shapes, the parameters of the inputs, backbone,
+trunk and each head that each stage trains (counted as training counts them, so each stage's
+total is its `trainable_parameters` in run.json), and the examples per task and split.
 TensorFlow is imported inside the command only.
 """
 
@@ -96,39 +98,38 @@ def precision_lines(capabilities: list[tuple[int, int]], flags: set[str]) -> lis
     return lines
 
 
-def parameter_groups(model, task_names: list[str]) -> dict[str, list[int]]:
-    """[trainable, total] parameters of the inputs, backbone, trunk and each head."""
-    from mtl_runner.models import images
+def parameter_table(model, task_names: list[str], stages: list,
+                    batch_norm: str) -> tuple[list[str], list[list]]:
+    """Trainable parameters of each part (inputs, backbone, trunk, each head) in each stage,
+    and every parameter of the part.
 
-    groups: dict[str, list[int]] = {}
+    Each stage's trainable layers are chosen by `training.stages.set_trainable`, and its
+    total is `training.stages.trainable_count`: what training records as the stage's
+    `trainable_parameters` in run.json.
 
-    def add(group: str, layer) -> None:
-        counts = groups.setdefault(group, [0, 0])
-        counts[0] += sum(int(w.numpy().size) for w in layer.trainable_weights)
-        counts[1] += sum(int(w.numpy().size) for w in layer.weights)
+    Args:
+        model: the built network (its layers' `trainable` flags are left as the last stage
+            sets them).
+        task_names: the tasks.
+        stages: the recipe's stages (`training.stages.stage_plan`).
+        batch_norm: the backbone's BatchNorm mode ("frozen" without a backbone).
 
-    def walk(layer) -> None:
-        if layer.name == images.ENCODER:
-            add("backbone", layer)
-            return
-        if layer.name == images.DECODER or layer is model:
-            for inner in layer.layers:
-                walk(inner)
-            return
-        if not layer.weights:
-            return
-        head = next((t for t in task_names if layer.name == t or layer.name.startswith(t + "_")
-                     and not layer.name.endswith("_onehot")), None)
-        if head is not None:
-            add(f"head {head}", layer)
-        elif layer.name in ("impute", "normalize", "missing_indicator", "augment") \
-                or layer.name.endswith("_onehot"):
-            add("inputs", layer)
-        else:
-            add("trunk", layer)
+    Returns:
+        (headers, rows): `part`, one column per stage, `total`.
+    """
+    from mtl_runner.models.parts import network_parts, parameter_count
+    from mtl_runner.training.stages import set_trainable, trainable_count
 
-    walk(model)
-    return groups
+    groups = network_parts(model, task_names).groups()
+    columns = []
+    for stage in stages:
+        set_trainable(model, stage.trainable, task_names, batch_norm)
+        columns.append([*(parameter_count(layers, trainable=True) for layers in groups.values()),
+                        trainable_count(model)])
+    totals = [*(parameter_count(layers) for layers in groups.values()), int(model.count_params())]
+    rows = [[part, *(column[i] for column in columns), totals[i]]
+            for i, part in enumerate([*groups, "total"])]
+    return ["part", *(stage.name for stage in stages), "total"], rows
 
 
 def examples_table(prepared) -> tuple[list[str], list[list]]:
@@ -208,6 +209,7 @@ def _describe_recipe(tf, recipe: str, overrides: tuple[str, ...], render) -> Non
     from mtl_runner.models.build import build_model
     from mtl_runner.recipe import load_recipe
     from mtl_runner.training.prepare import prepare
+    from mtl_runner.training.stages import stage_plan
 
     loaded = load_recipe(recipe, overrides)
     config = loaded.recipe
@@ -215,16 +217,39 @@ def _describe_recipe(tf, recipe: str, overrides: tuple[str, ...], render) -> Non
     if backbone is not None and backbone.weights == "imagenet":  # doctor never downloads
         config = config.model_copy(update={"model": config.model.model_copy(
             update={"backbone": backbone.model_copy(update={"weights": "none"})})})
-    frame = loaded.frame if loaded.frame is not None else read_source(config.data, loaded.resolve_path)
+    # one table per data source, as training reads them: tasks may bring their own data
+    groups = config.data_groups()
+    frames = loaded.frames or [read_source(block, loaded.resolve_path) for block, _ in groups]
     with tf.device("/CPU:0"):
-        prepared = prepare(frame, config)
+        prepared = prepare(frames[0], config, frames)
         model = build_model(config, prepared.spec, prepared.tasks, prepared.infos)
 
-    click.echo(f"\nRecipe {recipe}: {len(frame)} rows, {len(prepared.tasks)} task(s), trunk "
-               f"{config.model.trunk.type}" + (f", backbone {backbone.name}" if backbone else ""))
+    click.echo(f"\nRecipe {recipe}: {sum(len(f) for f in frames)} rows, {len(prepared.tasks)} "
+               f"task(s), trunk {config.model.trunk.type}"
+               + (f", backbone {backbone.name}" if backbone else ""))
+    if len(groups) > 1:
+        for (block, tasks), frame in zip(groups, frames):
+            click.echo(f"  {block.path or block.name} ({block.source}): {len(frame)} rows, "
+                       f"labels {', '.join(tasks)}")
     if prepared.skipped:
         click.echo(f"  {len(prepared.skipped)} unreadable image(s) would be skipped, e.g. "
                    f"{prepared.skipped[0]}")
+    _describe_model(model, prepared, render)
+    click.echo("\nParameters (trainable in each stage, and in all)")
+    headers, rows = parameter_table(model, list(prepared.tasks), stage_plan(config),
+                                    backbone.batch_norm_mode() if backbone else "frozen")
+    click.echo(_indent(render(headers, rows, "table")))
+    if backbone is not None and backbone.weights != "none":
+        source = ("downloads the imagenet ones" if backbone.weights == "imagenet"
+                  else f"loads them from {backbone.weights}")
+        click.echo(f"  (built with random backbone weights: `mtl train` {source})")
+    click.echo("\nExamples per task and split (labelled)")
+    headers, rows = examples_table(prepared)
+    click.echo(_indent(render(headers, rows, "table")))
+
+
+def _describe_model(model, prepared, render) -> None:
+    """The model's inputs and its outputs, one per task."""
     click.echo("\nInputs")
     shapes = [[tensor.name, str(tuple(tensor.shape)), str(tensor.dtype)] for tensor in model.inputs]
     click.echo(_indent(render(["input", "shape", "dtype"], shapes, "table")))
@@ -235,16 +260,6 @@ def _describe_recipe(tf, recipe: str, overrides: tuple[str, ...], render) -> Non
     outputs = [[name, str(tuple(tensors[name].shape)) if name in tensors else "-",
                 prepared.tasks[name].config.type] for name in prepared.tasks]
     click.echo(_indent(render(["task", "shape", "type"], outputs, "table")))
-    click.echo("\nParameters")
-    groups = parameter_groups(model, list(prepared.tasks))
-    rows = [[group, trainable, total] for group, (trainable, total) in groups.items()]
-    rows.append(["total", sum(g[0] for g in groups.values()), int(model.count_params())])
-    click.echo(_indent(render(["part", "trainable", "total"], rows, "table")))
-    if backbone is not None and backbone.weights == "imagenet":
-        click.echo("  (built with random backbone weights: `mtl train` downloads the imagenet ones)")
-    click.echo("\nExamples per task and split (labelled)")
-    headers, rows = examples_table(prepared)
-    click.echo(_indent(render(headers, rows, "table")))
 
 
 def _indent(text: str) -> str:

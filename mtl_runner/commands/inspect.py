@@ -203,20 +203,7 @@ def show(run: str, results: str, tail: int, fmt: str, plot_file: str | None,
         check_new_output(plot_file, overwrite, "--plot")
     loaded = load_one(run, results)
     if plot_file is not None:
-        from mtl_runner.plots import plot_run
-
-        from mtl_runner.results.reader import read_history_file
-
-        try:
-            history = read_history_file(loaded.path / "history.csv")
-        except (OSError, ValueError) as error:
-            raise RunError(f"cannot plot {loaded.id}: {loaded.path / 'history.csv'}: {error}") from None
-        best = loaded.info.get("best_epoch")
-        restored = (loaded.recipe.get("training") or {}).get("early_stopping") or {}
-        written = plot_run(history, loaded.tasks, loaded.id, plot_file,
-                           best if isinstance(best, int) and restored.get("restore_best_weights",
-                                                                          True) else None)
-        click.echo(f"wrote {written}", err=True)
+        _plot_run(loaded, plot_file)
     history, history_problem = _history_tail(loaded.path / "history.csv", tail)
     if history_problem:
         warn(f"{loaded.path}: {history_problem}")
@@ -228,7 +215,36 @@ def show(run: str, results: str, tail: int, fmt: str, plot_file: str | None,
             "history": history.to_dict(orient="records") if history is not None else [],
         }), indent=2, default=str))
         return
+    _echo_run_info(loaded)
+    click.echo("\nRecipe (resolved):")
+    recipe_text = (loaded.path / "recipe.yaml").read_text(encoding="utf-8", errors="replace")
+    click.echo("  " + recipe_text.rstrip().replace("\n", "\n  "))
+    _echo_final_metrics(loaded.metrics)
+    _echo_history(history, tail)
 
+
+def _plot_run(loaded, plot_file: str) -> None:
+    """`mtl show --plot`: the run's history.csv drawn, the restored (best) epoch marked when
+    early stopping restored it."""
+    from mtl_runner.plots import plot_run
+    from mtl_runner.results.reader import read_history_file
+
+    file = loaded.path / "history.csv"
+    try:
+        history = read_history_file(file)
+    except (OSError, ValueError) as error:
+        raise RunError(f"cannot plot {loaded.id}: {file}: {error}") from None
+    if "epoch" not in history.columns:
+        raise RunError(f"cannot plot {loaded.id}: {file}: history.csv has no 'epoch' column")
+    best = loaded.info.get("best_epoch")
+    restored = (loaded.recipe.get("training") or {}).get("early_stopping") or {}
+    marked = isinstance(best, int) and restored.get("restore_best_weights", True)
+    written = plot_run(history, loaded.tasks, loaded.id, plot_file, best if marked else None)
+    click.echo(f"wrote {written}", err=True)
+
+
+def _echo_run_info(loaded) -> None:
+    """The header of `mtl show`: id, path, status, then every other field of run.json."""
     click.echo(f"Run {loaded.id}  ({loaded.path})")
     status = loaded.status + (" (marked running; its process is gone)"
                               if loaded.status == "crashed" else "")
@@ -241,31 +257,33 @@ def show(run: str, results: str, tail: int, fmt: str, plot_file: str | None,
         text = str(text).replace("\n", " | ")
         click.echo(f"{key}: {text if len(text) <= 110 else text[:107] + '...'}")
 
-    click.echo("\nRecipe (resolved):")
-    recipe_text = (loaded.path / "recipe.yaml").read_text(encoding="utf-8", errors="replace")
-    click.echo("  " + recipe_text.rstrip().replace("\n", "\n  "))
 
-    click.echo("\nFinal metrics:")
-    if loaded.metrics:
-        splits = list(dict.fromkeys(m.split for m in loaded.metrics))
-        table: dict[tuple[str, str], dict[str, float]] = {}
-        for m in loaded.metrics:
-            table.setdefault((m.task, m.metric), {})[m.split] = m.value
-        rows = [[task, metric, *(number(values.get(s)) for s in splits)]
-                for (task, metric), values in table.items()]
-        click.echo(_indent(render(["task", "metric", *splits], rows, "table")))
-    else:
-        click.echo("  (none: the run wrote no metrics.csv)")
-
+def _echo_history(history, tail: int) -> None:
+    """The last epochs of history.csv, one column per epoch."""
     if history is not None and len(history):
         click.echo(f"\nHistory (last {len(history)} epochs):")
         columns = [c for c in history.columns if c not in ("epoch",)]
-        headers = ["", *(str(e) for e in history["epoch"])]
         rows = [[c, *(v if isinstance(v, str) else number(v) for v in history[c])]
                 for c in columns]
-        click.echo(_indent(render(["epoch", *headers[1:]], rows, "table")))
+        click.echo(_indent(render(["epoch", *(str(e) for e in history["epoch"])], rows,
+                                  "table")))
     elif tail:
         click.echo("\nHistory: (none)")
+
+
+def _echo_final_metrics(metrics) -> None:
+    """metrics.csv as one row per task and metric, one column per split."""
+    click.echo("\nFinal metrics:")
+    if not metrics:
+        click.echo("  (none: the run wrote no metrics.csv)")
+        return
+    splits = list(dict.fromkeys(m.split for m in metrics))
+    table: dict[tuple[str, str], dict[str, float]] = {}
+    for m in metrics:
+        table.setdefault((m.task, m.metric), {})[m.split] = m.value
+    rows = [[task, metric, *(number(values.get(s)) for s in splits)]
+            for (task, metric), values in table.items()]
+    click.echo(_indent(render(["task", "metric", *splits], rows, "table")))
 
 
 def _indent(text: str) -> str:
@@ -337,19 +355,48 @@ def compare(run_refs: tuple[str, ...], results: str, wheres: tuple[str, ...], sp
     needs a two-sided paired t-test over seeds with p < 0.05, else "n.s.".
     """
     from mtl_runner import compare as cmp
-    from mtl_runner.results.reader import filter_runs, read_named, resolve_run, scan_runs
     from mtl_runner.results.run_dir import check_new_output
 
     for option, path in (("--output", output), ("--plot", plot)):
         if path is not None:
             check_new_output(path, overwrite, option)
-    if fmt is None:
-        suffix = Path(output).suffix.lstrip(".").lower() if output else ""
-        fmt = {"markdown": "md", "txt": "table"}.get(suffix, suffix)
-        fmt = fmt if fmt in FORMATS else "table"
+    fmt = fmt or _format_of(output)
     group = [k.strip() for item in group_by for k in item.split(",") if k.strip()] or None
+    chosen, pool = _runs_to_compare(run_refs, results, wheres)
+    if diff:
+        _emit_diff(cmp.diff_table(chosen), fmt, output)
+        return
+    comparison = cmp.compare(chosen, split=split, metrics=metrics, group_by=group,
+                             references=_more_baselines(pool, chosen), convention=convention)
+    frame = cmp.sort_frame(comparison, sort, reverse) if sort else comparison.frame
+    if not comparison.metrics:
+        warn(f"the runs have no metrics on the {split} split")
+    _emit_comparison(comparison, frame, group, fmt, output)
+    for note in comparison.notes:
+        click.echo(f"Note: {note}", err=True)
+    for line in comparison.warnings:
+        warn(line)
+    if plot:
+        _plot_comparison(comparison, chosen, plot)
 
-    everything = scan_runs(results, warn) if not run_refs else None
+
+def _format_of(output: str | None) -> str:
+    """The format the --output file's suffix names, else `table`."""
+    suffix = Path(output).suffix.lstrip(".").lower() if output else ""
+    fmt = {"markdown": "md", "txt": "table"}.get(suffix, suffix)
+    return fmt if fmt in FORMATS else "table"
+
+
+def _runs_to_compare(run_refs: tuple[str, ...], results: str, wheres: tuple[str, ...]):
+    """The runs to compare (the named ones, else every run in `results`), filtered by
+    --where and, unless --where names a status, completed; and the pool of every run in
+    `results`, where more baselines may be found.
+
+    Raises:
+        MtlError: no run is left to compare.
+    """
+    from mtl_runner.results.reader import filter_runs, read_named, resolve_run, scan_runs
+
     if run_refs:
         paths = list(dict.fromkeys(resolve_run(ref, results) for ref in run_refs))
         # a run named on the command line that cannot be read is an error, not a warning
@@ -357,66 +404,76 @@ def compare(run_refs: tuple[str, ...], results: str, wheres: tuple[str, ...], sp
                         key=lambda run: (run.started_at, run.id))
         pool = scan_runs(results, None) if Path(results).is_dir() else []
     else:
-        chosen, pool = everything, everything
+        chosen = pool = scan_runs(results, warn)
     chosen = filter_runs(chosen, wheres)
     if not any(w.replace(" ", "").startswith("status") for w in wheres):
-        left_out = [run for run in chosen if run.status != "completed"]
-        chosen = [run for run in chosen if run.status == "completed"]
-        if left_out:
-            warn(f"{len(left_out)} run(s) not completed left out "
-                 f"({', '.join(sorted({r.status for r in left_out}))}); "
-                 f"--where status=... to include them")
+        chosen = _completed(chosen)
     if not chosen:
         where = f" in {results}" if not run_refs else ""
         raise MtlError(f"no runs to compare{where}" + (" match the --where filters" if wheres
                                                          else ""))
+    return chosen, pool
 
-    if diff:
-        frame = cmp.diff_table(chosen)
-        if fmt == "json":
-            emit(json.dumps(plain(frame.reset_index().to_dict(orient="records")), indent=2), output)
-        elif frame.shape[1] <= 1:
-            emit("The runs share every recipe key.", output)
-        else:
-            rows = [[index, *row] for index, row in zip(frame.index, frame.to_numpy().tolist())]
-            emit(render(["run", *frame.columns], rows, fmt), output)
-        return
+
+def _completed(runs: list) -> list:
+    """The completed runs; a warning counts the others."""
+    left_out = [run for run in runs if run.status != "completed"]
+    if left_out:
+        warn(f"{len(left_out)} run(s) not completed left out "
+             f"({', '.join(sorted({r.status for r in left_out}))}); "
+             f"--where status=... to include them")
+    return [run for run in runs if run.status == "completed"]
+
+
+def _more_baselines(pool: list, chosen: list) -> list:
+    """The completed baselines in `pool` not among the `chosen` runs: references for Δm."""
+    from mtl_runner.compare import is_baseline
 
     chosen_ids = {run.id for run in chosen}
-    references = [run for run in pool if cmp.is_baseline(run) and run.id not in chosen_ids
-                  and run.status == "completed"]
-    comparison = cmp.compare(chosen, split=split, metrics=metrics, group_by=group,
-                             references=references, convention=convention)
-    frame = cmp.sort_frame(comparison, sort, reverse) if sort else comparison.frame
-    if not comparison.metrics:
-        warn(f"the runs have no metrics on the {split} split")
+    return [run for run in pool if is_baseline(run) and run.id not in chosen_ids
+            and run.status == "completed"]
 
+
+def _emit_comparison(comparison, frame, group: list[str] | None, fmt: str,
+                     output: str | None) -> None:
     if fmt == "json":
         emit(json.dumps(plain(frame.to_dict(orient="records")), indent=2), output)
     elif fmt in ("csv", "tsv"):
-        flat = frame.copy()
-        for column in ("runs", "negative_transfer", "not_significant"):
-            if column in flat:
-                flat[column] = flat[column].map(
-                    lambda v: ";".join(v) if isinstance(v, list) else "")
-        text = flat.to_csv(index=False, sep="," if fmt == "csv" else "\t",
-                           float_format="%.6g", lineterminator="\n")
-        emit(text.rstrip("\n"), output)
+        emit(_separated(frame, fmt), output)
     else:
         emit(_table(comparison, frame, group, fmt), output)
-    for note in comparison.notes:
-        click.echo(f"Note: {note}", err=True)
-    for line in comparison.warnings:
-        warn(line)
 
-    if plot:
-        from mtl_runner.plots import plot_comparison
 
-        try:
-            plot_comparison(comparison, chosen, plot, warn)
-        except OSError as error:
-            raise MtlError(f"cannot write the plot {plot}: {error.strerror or error}") from None
-        click.echo(f"Wrote {plot}", err=True)
+def _emit_diff(frame, fmt: str, output: str | None) -> None:
+    """`mtl compare --diff`: the recipe keys that differ between the runs."""
+    if fmt == "json":
+        emit(json.dumps(plain(frame.reset_index().to_dict(orient="records")), indent=2), output)
+    elif frame.shape[1] <= 1:
+        emit("The runs share every recipe key.", output)
+    else:
+        rows = [[index, *row] for index, row in zip(frame.index, frame.to_numpy().tolist())]
+        emit(render(["run", *frame.columns], rows, fmt), output)
+
+
+def _separated(frame, fmt: str) -> str:
+    """The comparison frame as CSV or TSV, its list cells joined with ';'."""
+    flat = frame.copy()
+    for column in ("runs", "negative_transfer", "not_significant"):
+        if column in flat:
+            flat[column] = flat[column].map(lambda v: ";".join(v) if isinstance(v, list) else "")
+    text = flat.to_csv(index=False, sep="," if fmt == "csv" else "\t",
+                       float_format="%.6g", lineterminator="\n")
+    return text.rstrip("\n")
+
+
+def _plot_comparison(comparison, chosen, plot: str) -> None:
+    from mtl_runner.plots import plot_comparison
+
+    try:
+        plot_comparison(comparison, chosen, plot, warn)
+    except OSError as error:
+        raise MtlError(f"cannot write the plot {plot}: {error.strerror or error}") from None
+    click.echo(f"Wrote {plot}", err=True)
 
 
 def _table(comparison, frame, group: list[str] | None, fmt: str) -> str:
@@ -460,6 +517,12 @@ def _delta_cells(row) -> list[str]:
         cells[0] += f" ({row['delta_n']} of {row['n']} runs)"
     low, high = row.get("delta_m_ci_low"), row.get("delta_m_ci_high")
     cells.append(f"[{low:+.2f}, {high:+.2f}]" if _finite(low) and _finite(high) else "-")
+    cells.append(_transfer_verdict(row))
+    return cells
+
+
+def _transfer_verdict(row) -> str:
+    """The tasks worse than their baselines: with p when significant, else n.s. or untested."""
     worse = [f"{t} (p={row.get(f'delta.{t}_p', math.nan):.2g})"
              for t in row.get("negative_transfer") or []]
     unsure = row.get("not_significant") or []
@@ -468,8 +531,7 @@ def _delta_cells(row) -> list[str]:
         worse.append(f"{', '.join(tested)} n.s.")
     if len(tested) < len(unsure):  # one run: no test, no verdict
         worse.append(f"{', '.join(t for t in unsure if t not in tested)} untested (n=1)")
-    cells.append("; ".join(worse) or "-")
-    return cells
+    return "; ".join(worse) or "-"
 
 
 __all__ = ["compare", "runs", "show"]

@@ -39,12 +39,10 @@ def sweep(recipe: str, grid: tuple[str, ...], seeds: int | None, jobs: int,
     """
     import time
 
-    from mtl_runner.commands.inspect import compare
     from mtl_runner.results.run_dir import utc_now
     from mtl_runner.sweep import clock, expand, mark_done, parse_grid, run_local
 
-    parsed = parse_grid(grid)
-    combinations = expand(recipe, parsed, seeds, overrides)
+    combinations = expand(recipe, parse_grid(grid), seeds, overrides)
     found = mark_done(combinations, results)
     todo = [c for c in combinations if c.status != "done"]
     click.echo(f"Sweep of {len(combinations)} run(s): {found} done already, {len(todo)} to train"
@@ -61,15 +59,24 @@ def sweep(recipe: str, grid: tuple[str, ...], seeds: int | None, jobs: int,
         run_local(recipe, todo, results, jobs, logs, click.echo, overrides, len(combinations))
         click.echo(f"Trained {len(todo)} run(s) in {clock(time.perf_counter() - started)}; "
                    f"logs in {logs}")
+    compare_sweep(combinations, results)
     failed = [c for c in combinations if c.status == "failed"]
-    paths = [str(c.run_path) for c in combinations
-             if c.status in ("done", "completed") and c.run_path is not None]
-    if paths:
-        click.echo("")
-        try:
-            click.get_current_context().invoke(compare, run_refs=tuple(paths), results=results)
-        except MtlError as error:
-            click.echo(f"Warning: cannot compare the sweep: {error.format_message()}", err=True)
     if failed:
         raise RunError(f"{len(failed)} of {len(combinations)} run(s) failed: "
                        + "; ".join(f"{c.label} (log {c.log})" for c in failed[:3]))
+
+
+def compare_sweep(combinations: list, results: str) -> None:
+    """Ends the sweep with the `mtl compare` table of its runs (done before or trained now);
+    a table that cannot be made is a warning: the runs themselves are fine."""
+    from mtl_runner.commands.inspect import compare
+
+    paths = [str(c.run_path) for c in combinations
+             if c.status in ("done", "completed") and c.run_path is not None]
+    if not paths:
+        return
+    click.echo("")
+    try:
+        click.get_current_context().invoke(compare, run_refs=tuple(paths), results=results)
+    except MtlError as error:
+        click.echo(f"Warning: cannot compare the sweep: {error.format_message()}", err=True)

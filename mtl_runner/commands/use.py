@@ -58,7 +58,7 @@ def evaluate(run: str, data: str, name: str | None, output: str | None, save: bo
     mtl evaluate 20261201-135027-quickstart-4d18 --data penguins_2010.csv
     """
     from mtl_runner.inference import TRAINING_SPLITS, load_trained, read_table
-    from mtl_runner.results.run_dir import atomic_write, check_name, check_new_output, utc_now
+    from mtl_runner.results.run_dir import check_name, check_new_output
 
     what = "--name" if name else f"the evaluation name (the --data file's name, {Path(data).name!r}; give --name)"
     name = check_name(name or Path(data).stem, what)
@@ -77,29 +77,44 @@ def evaluate(run: str, data: str, name: str | None, output: str | None, save: bo
     for task, reason in trained.unscored(frame, metrics).items():
         click.echo(f"Not scored: {task} ({reason})", err=True)
     if save:
-        folder = trained.run.file("evaluations")
-        try:
-            folder.mkdir(exist_ok=True)
-        except OSError as error:
-            raise RunError(f"cannot write the evaluation into {folder}: {error.strerror}; "
-                           f"use --no-save (with -o FILE) to keep the run folder as it is") from None
-        atomic_write(folder / f"{name}.csv", metrics.to_csv(index=False))
-        record = {"name": name, "data": str(Path(data).resolve()), "rows": len(frame),
-                  "at": utc_now().isoformat(), "file": f"evaluations/{name}.csv"}
-        earlier = [e for e in trained.run.read_json().get("evaluations", []) if e.get("name") != name]
-        trained.run.update(evaluations=[*earlier, record])
-        click.echo(f"Wrote {folder / (name + '.csv')}", err=True)
+        _save_evaluation(trained.run, name, metrics, data, len(frame))
     if output:
-        suffix = Path(output).suffix.lower()
-        if suffix == ".json":
-            text = json.dumps(metrics.to_dict(orient="records"), indent=2)
-        elif suffix in (".md", ".markdown"):
-            text = metrics.to_markdown(index=False) if _has_tabulate() else _table(metrics, name)
-        else:
-            text = metrics.to_csv(index=False)
-        atomic_write(Path(output), text if text.endswith("\n") else text + "\n")
-        click.echo(f"Wrote {output}", err=True)
+        _write_metrics(metrics, name, Path(output))
     click.echo(f"Evaluated {len(frame)} rows in {time.perf_counter() - started:.1f}s", err=True)
+
+
+def _save_evaluation(run, name: str, metrics, data: str, rows: int) -> None:
+    """Writes RUN/evaluations/NAME.csv and records it in run.json (replacing one of the same
+    name)."""
+    from mtl_runner.results.run_dir import atomic_write, utc_now
+
+    folder = run.file("evaluations")
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as error:
+        raise RunError(f"cannot write the evaluation into {folder}: {error.strerror}; "
+                       f"use --no-save (with -o FILE) to keep the run folder as it is") from None
+    atomic_write(folder / f"{name}.csv", metrics.to_csv(index=False))
+    record = {"name": name, "data": str(Path(data).resolve()), "rows": rows,
+              "at": utc_now().isoformat(), "file": f"evaluations/{name}.csv"}
+    earlier = [e for e in run.read_json().get("evaluations", []) if e.get("name") != name]
+    run.update(evaluations=[*earlier, record])
+    click.echo(f"Wrote {folder / (name + '.csv')}", err=True)
+
+
+def _write_metrics(metrics, name: str, output: Path) -> None:
+    """`--output FILE`: the metrics as JSON, Markdown or CSV, by the file's suffix."""
+    from mtl_runner.results.run_dir import atomic_write
+
+    suffix = output.suffix.lower()
+    if suffix == ".json":
+        text = json.dumps(metrics.to_dict(orient="records"), indent=2)
+    elif suffix in (".md", ".markdown"):
+        text = metrics.to_markdown(index=False) if _has_tabulate() else _table(metrics, name)
+    else:
+        text = metrics.to_csv(index=False)
+    atomic_write(output, text if text.endswith("\n") else text + "\n")
+    click.echo(f"Wrote {output}", err=True)
 
 
 def _check_new_evaluation(run, name: str, overwrite: bool) -> None:

@@ -141,27 +141,49 @@ class Reading:
 
 def read_kind(series: pd.Series) -> Reading:
     """Reads the kind of one column by the rules in the module docstring."""
-    if pd.api.types.is_bool_dtype(series) or isinstance(series.dtype, pd.CategoricalDtype):
-        return Reading("categorical", filled=int(series.notna().sum()))  # as the file declares
-    if pd.api.types.is_numeric_dtype(series):
-        return Reading("numeric", series.astype("float64"), filled=int(series.notna().sum()))
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return Reading("datetime", filled=int(series.notna().sum()))
-    if pd.api.types.is_timedelta64_dtype(series):
-        return Reading("durations", filled=int(series.notna().sum()))
+    declared = _declared_kind(series)
+    if declared is not None:
+        return declared
     empty = blank(series)
     cells = series[~empty].astype(object)
     if not len(cells):
         return Reading("empty")
-    filled = len(cells)
+    return _cells_kind(cells) or _text_kind(series, cells, empty)
+
+
+def _declared_kind(series: pd.Series) -> Reading | None:
+    """The kind a column's dtype declares (bool, category, numbers, dates, durations), or None
+    for a column of Python objects."""
+    filled = int(series.notna().sum())
+    if pd.api.types.is_bool_dtype(series) or isinstance(series.dtype, pd.CategoricalDtype):
+        return Reading("categorical", filled=filled)  # as the file declares
+    if pd.api.types.is_numeric_dtype(series):
+        return Reading("numeric", series.astype("float64"), filled=filled)
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return Reading("datetime", filled=filled)
+    if pd.api.types.is_timedelta64_dtype(series):
+        return Reading("durations", filled=filled)
+    return None
+
+
+def _cells_kind(cells: pd.Series) -> Reading | None:
+    """The kind of non-empty object cells that are not all text or numbers (lists, other
+    objects, booleans), or None."""
     listy = cells.map(lambda v: isinstance(v, (list, tuple, np.ndarray)))
     if listy.all():
-        return Reading("list", filled=filled)
-    if listy.any() or not cells.map(lambda v: isinstance(v, _SCALARS)).all():
-        odd = cells[~cells.map(lambda v: isinstance(v, _SCALARS))]
-        return Reading("objects", odd=odd, filled=filled)
+        return Reading("list", filled=len(cells))
+    scalar = cells.map(lambda v: isinstance(v, _SCALARS))
+    if listy.any() or not scalar.all():
+        return Reading("objects", odd=cells[~scalar], filled=len(cells))
     if cells.map(lambda v: isinstance(v, (bool, np.bool_))).any():
-        return Reading("categorical", filled=filled)  # true/false, as a bool column is
+        return Reading("categorical", filled=len(cells))  # true/false, as a bool column is
+    return None
+
+
+def _text_kind(series: pd.Series, cells: pd.Series, empty: np.ndarray) -> Reading:
+    """The kind of a column of text and numbers: numbers, numbers with a decimal comma, mostly
+    numbers, dates, or categories."""
+    filled = len(cells)
     text = cells.map(lambda v: v.strip() if isinstance(v, str) else v)
     numbers = numbers_of(series)
     is_number = pd.Series(numbers.to_numpy()[~empty], index=cells.index).notna()
@@ -307,7 +329,28 @@ def settle(frame: pd.DataFrame, data, labels: list[str]) -> Settled:
     chosen = dict(data.columns or {})
     declared = set(data.categorical or [])
     features = feature_candidates(list(frame.columns), data, labels)
-    for column, choice in chosen.items():
+    _check_choices(out, frame, chosen, features, labels)
+    for column in features:
+        choice = chosen.get(column)
+        if re.fullmatch(r"Unnamed: \d+", str(column)) and choice is None:
+            out.problems.append(KindProblem(column, _where(data, column), f"column {column!r} has "
+                                            "no name in the header", hint=f"Name it, or leave it "
+                                            f"out with data.exclude: [{column!r}] (a saved row "
+                                            "index?)."))
+        elif choice is not None:
+            frame = _settle_chosen(out, frame, data, column, choice)
+        else:
+            frame = _settle_plain(out, frame, data, column, column in declared)
+    frame.attrs[SETTLED] = True
+    out.frame = frame
+    return out
+
+
+def _check_choices(out: Settled, frame: pd.DataFrame, chosen: dict[str, str],
+                   features: list[str], labels: list[str]) -> None:
+    """Reports `data.columns` entries that name no feature column, or whose date parts would
+    overwrite a column; such a column leaves `features`."""
+    for column in chosen:
         if column not in frame.columns:
             out.problems.append(KindProblem(column, ("columns", column), f"'{column}' is not a "
                                             "column of the data", hint=did_you_mean(
@@ -327,20 +370,6 @@ def settle(frame: pd.DataFrame, data, labels: list[str]) -> Settled:
                                                 "datetime_ordinal."))
                 features.remove(column)
                 break
-    for column in features:
-        choice = chosen.get(column)
-        if re.fullmatch(r"Unnamed: \d+", str(column)) and choice is None:
-            out.problems.append(KindProblem(column, _where(data, column), f"column {column!r} has "
-                                            "no name in the header", hint=f"Name it, or leave it "
-                                            f"out with data.exclude: [{column!r}] (a saved row "
-                                            "index?)."))
-        elif choice is not None:
-            frame = _settle_chosen(out, frame, data, column, choice)
-        else:
-            frame = _settle_plain(out, frame, data, column, column in declared)
-    frame.attrs[SETTLED] = True
-    out.frame = frame
-    return out
 
 
 def _settle_chosen(out: Settled, frame: pd.DataFrame, data, column: str,
@@ -472,75 +501,88 @@ def settle_like(frame: pd.DataFrame, data, spec) -> Settled:
         data: the run's `DataConfig` (columns and bad_cells apply as in training).
         spec: the run's `FeatureSpec`.
     """
-    frame = frame.copy()
-    out = Settled(frame)
-    derived = {}
+    out = Settled(frame.copy())
+    derived: dict[str, str] = {}  # feature column → the raw column it was derived from
     for column, choice in (data.columns or {}).items():
         names = derived_columns(column, choice)
         if not any(n in spec.numeric or n in spec.categorical for n in names):
             continue
-        if column not in frame.columns:
+        if column not in out.frame.columns:
             continue  # reported with the other absent columns
-        reading = read_kind(frame[column])
-        if choice in DATE_CHOICES:
-            stamps, trouble = (parse_dates(frame[column]) if holds_dates(frame[column], reading)
-                               else (None, f"'{column}' holds no dates"))
-            if trouble:
-                out.problems.append(KindProblem(column, (), f"feature column '{column}': "
-                                                f"{trouble}", shown(frame[column].dropna())))
-                continue
-            if _bad_cells(out, data, column, ~blank(frame[column]) & stamps.isna().to_numpy(),
-                          frame[column], "not dates", (), hint=AS_TRAINED):
-                frame = _convert_dates(frame, column, choice, stamps)
-        elif reading.kind != "list":
-            out.problems.append(KindProblem(column, (), f"feature column '{column}' was a column "
-                                            "of lists in training; here it is not",
-                                            shown(frame[column].dropna())))
-        else:
-            frame[column] = _convert_list(frame[column], choice)
+        _chosen_like(out, data, column, choice)
         derived.update({n: column for n in names})
     for column in spec.numeric:
-        if column in derived or column not in frame.columns:
-            continue
-        reading = read_kind(frame[column])
-        if reading.kind == "numeric":
+        if column not in derived and column in out.frame.columns:
+            _numeric_like(out, data, column)
+    for column in spec.categorical:
+        if column not in derived and column in out.frame.columns:
+            _categorical_like(out, column, spec.vocabulary.get(column, []))
+    out.frame.attrs[SETTLED] = True
+    return out
+
+
+def _chosen_like(out: Settled, data, column: str, choice: str) -> None:
+    """A date or list column of new rows, converted as `data.columns` chose in training."""
+    frame = out.frame
+    reading = read_kind(frame[column])
+    if choice in DATE_CHOICES:
+        stamps, trouble = (parse_dates(frame[column]) if holds_dates(frame[column], reading)
+                           else (None, f"'{column}' holds no dates"))
+        if trouble:
+            out.problems.append(KindProblem(column, (), f"feature column '{column}': "
+                                            f"{trouble}", shown(frame[column].dropna())))
+        elif _bad_cells(out, data, column, ~blank(frame[column]) & stamps.isna().to_numpy(),
+                        frame[column], "not dates", (), hint=AS_TRAINED):
+            out.frame = _convert_dates(frame, column, choice, stamps)
+    elif reading.kind != "list":
+        out.problems.append(KindProblem(column, (), f"feature column '{column}' was a column "
+                                        "of lists in training; here it is not",
+                                        shown(frame[column].dropna())))
+    else:
+        frame[column] = _convert_list(frame[column], choice)
+
+
+def _numeric_like(out: Settled, data, column: str) -> None:
+    """A column of new rows that was numeric in training: its numbers, or a problem."""
+    frame = out.frame
+    reading = read_kind(frame[column])
+    if reading.kind == "numeric":
+        frame[column] = reading.numbers
+    elif reading.kind == "empty":
+        frame[column] = np.nan
+    elif reading.kind in ("mostly_numeric", "partly_numeric"):
+        if _bad_cells(out, data, column, reading.numbers.isna().to_numpy()
+                      & ~blank(frame[column]), frame[column], "not numbers", (),
+                      hint=AS_TRAINED, kind=_numeric_phrase(reading)):
             frame[column] = reading.numbers
-        elif reading.kind == "empty":
-            frame[column] = np.nan
-        elif reading.kind in ("mostly_numeric", "partly_numeric"):
-            if _bad_cells(out, data, column, reading.numbers.isna().to_numpy()
-                          & ~blank(frame[column]), frame[column], "not numbers", (),
-                          hint=AS_TRAINED, kind=_numeric_phrase(reading)):
-                frame[column] = reading.numbers
-        else:
-            odd = frame[column][numbers_of(frame[column]).isna().to_numpy() & ~blank(frame[column])]
-            hint = ("Write the numbers with a '.' decimal mark, as in training."
-                    if reading.kind == "decimal_comma" else "Give this column numbers, as in "
-                    "training.")
-            out.problems.append(KindProblem(column, (), f"feature column '{column}' was numeric in "
-                                            f"training, but {len(odd)} of {reading.filled} "
-                                            "non-empty cells here are not numbers",
-                                            shown(odd), hint))
+    else:
+        odd = frame[column][numbers_of(frame[column]).isna().to_numpy() & ~blank(frame[column])]
+        hint = ("Write the numbers with a '.' decimal mark, as in training."
+                if reading.kind == "decimal_comma" else "Give this column numbers, as in "
+                "training.")
+        out.problems.append(KindProblem(column, (), f"feature column '{column}' was numeric in "
+                                        f"training, but {len(odd)} of {reading.filled} "
+                                        "non-empty cells here are not numbers",
+                                        shown(odd), hint))
+
+
+def _categorical_like(out: Settled, column: str, vocabulary: list) -> None:
+    """A column of new rows that was categorical in training: a problem when it holds no
+    categories, a note counting the categories training never saw."""
     from mtl_runner.data.features import categories
 
-    for column in spec.categorical:
-        if column in derived or column not in frame.columns:
-            continue
-        reading = read_kind(frame[column])
-        if reading.kind in ("list", "objects", "durations"):
-            what = "lists" if reading.kind == "list" else reading.kind
-            out.problems.append(KindProblem(column, (), f"feature column '{column}' holds {what}, "
-                                            "not categories as in training"))
-            continue
-        names = categories(frame[column])
-        unseen = (names != "") & ~np.isin(names, spec.vocabulary.get(column, []))
-        if unseen.any():
-            out.notes.append(f"column '{column}': {int(unseen.sum())} of {len(names)} rows hold "
-                             f"categories not seen in training ({shown(names[unseen])}); they are "
-                             "encoded as unknown")
-    frame.attrs[SETTLED] = True
-    out.frame = frame
-    return out
+    reading = read_kind(out.frame[column])
+    if reading.kind in ("list", "objects", "durations"):
+        what = "lists" if reading.kind == "list" else reading.kind
+        out.problems.append(KindProblem(column, (), f"feature column '{column}' holds {what}, "
+                                        "not categories as in training"))
+        return
+    names = categories(out.frame[column])
+    unseen = (names != "") & ~np.isin(names, vocabulary)
+    if unseen.any():
+        out.notes.append(f"column '{column}': {int(unseen.sum())} of {len(names)} rows hold "
+                         f"categories not seen in training ({shown(names[unseen])}); they are "
+                         "encoded as unknown")
 
 
 def settle_groups(loaded, groups_with_frames, label_columns) -> list:

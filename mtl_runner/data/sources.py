@@ -118,46 +118,80 @@ def read_source(data, resolve=lambda p: Path(p)) -> pd.DataFrame:
         SourceError: the file is missing, unreadable, empty or malformed.
     """
     if data.source == "builtin":
-        from mtl_runner.data.builtin import DATASETS
-
-        if data.name not in DATASETS:
-            raise SourceError(DATASETS.unknown_message(data.name), ("data", "name"))
-        loader = DATASETS.get(data.name)
-        try:
-            inspect.signature(loader).bind(**data.options)
-        except TypeError as error:
-            raise SourceError(f"options of builtin dataset '{data.name}': {error}",
-                              ("data", "options")) from None
-        return loader(**data.options)
+        return read_builtin(data)
     path = resolve(data.path)
     if data.source == "image_dir":
-        if not path.is_dir():
-            raise SourceError(f"image folder not found: {path}",
-                              hint="Paths are relative to the recipe's folder.")
-        frame = image_dir_table(path, data.image.column if data.image else "image")
-        if frame.empty:
-            raise SourceError(f"{path}: no images found in class subfolders "
-                              f"(expected {path}/<class>/<image file>)",
-                              hint="Put each class's images in a subfolder named after the class.")
-        return frame
+        return read_image_dir(path, data.image.column if data.image else "image")
+    _check_data_file(path)
+    from mtl_runner.recipe.schema import CsvConfig
+
+    csv = getattr(data, "csv", None) or CsvConfig()
+    frame, header = _read_table(path, data, csv)
+    if frame.empty:
+        raise SourceError(f"{path}: no rows (only a header?)",
+                          hint="A table needs at least one data row.")
+    refuse_repeated(path, header)
+    if data.image is not None and data.image.column in frame.columns and data.source != "npz":
+        # image paths in a table are relative to the table's folder
+        frame[data.image.column] = [str(path.parent / p) if isinstance(p, str) else p
+                                    for p in frame[data.image.column]]
+    return frame
+
+
+def read_builtin(data) -> pd.DataFrame:
+    """A builtin dataset, its `data.options` checked against its loader's signature."""
+    from mtl_runner.data.builtin import DATASETS
+
+    if data.name not in DATASETS:
+        raise SourceError(DATASETS.unknown_message(data.name), ("data", "name"))
+    loader = DATASETS.get(data.name)
+    try:
+        inspect.signature(loader).bind(**data.options)
+    except TypeError as error:
+        raise SourceError(f"options of builtin dataset '{data.name}': {error}",
+                          ("data", "options")) from None
+    return loader(**data.options)
+
+
+def read_image_dir(path: Path, column: str) -> pd.DataFrame:
+    """A folder of class subfolders as a table of image paths and class names."""
+    if not path.is_dir():
+        raise SourceError(f"image folder not found: {path}",
+                          hint="Paths are relative to the recipe's folder.")
+    frame = image_dir_table(path, column)
+    if frame.empty:
+        raise SourceError(f"{path}: no images found in class subfolders "
+                          f"(expected {path}/<class>/<image file>)",
+                          hint="Put each class's images in a subfolder named after the class.")
+    return frame
+
+
+def _check_data_file(path: Path) -> None:
+    """Before any read: a FIFO, a device or an endless file is refused, not read."""
     from mtl_runner.reading import FileRefused, check_regular_file, data_file_limit
 
-    try:  # before any read: a FIFO, a device or an endless file is refused, not read
+    try:
         check_regular_file(path, data_file_limit(), "data file")
     except FileRefused as error:
         if error.missing:
             raise SourceError(f"data file not found: {path}",
                               hint="Paths are relative to the recipe's folder.") from None
         raise SourceError(str(error), hint=error.hint) from None
-    from mtl_runner.recipe.schema import CsvConfig
 
-    csv = getattr(data, "csv", None) or CsvConfig()
+
+def _read_table(path: Path, data, csv) -> tuple[pd.DataFrame, list[str]]:
+    """A csv, parquet or npz file as (table, its column names as written).
+
+    Raises:
+        SourceError: the file is empty, malformed, or not the format `data.source` says.
+    """
     try:
         if data.source == "csv":
             header = csv_header(path, csv)
             looks_separated(path, csv, header)
             frame = pd.read_csv(path, sep=csv.sep, decimal=csv.decimal, encoding=csv.encoding)
-        elif data.source == "parquet":
+            return frame, header
+        if data.source == "parquet":
             import pyarrow.parquet
 
             refuse_repeated(path, [str(n) for n in pyarrow.parquet.read_schema(path).names])
@@ -166,28 +200,26 @@ def read_source(data, resolve=lambda p: Path(p)) -> pd.DataFrame:
             frame = read_npz(path, (data.image.column,) if data.image else ())
     except SourceError:
         raise
-    except pd.errors.EmptyDataError:
-        raise SourceError(f"{path}: the file is empty",
-                          hint="A table needs a header row and at least one data row.") from None
-    except pd.errors.ParserError as error:
-        raise SourceError(_parser_message(path, data.source, error),
-                          hint="Fix that row; a value holding a comma needs quotes.") from None
-    except UnicodeDecodeError as error:
-        raise SourceError(f"{path}: the file is not {csv.encoding} text (byte {error.start})",
-                          hint="Save the table as UTF-8, or name its encoding with "
-                               "data.csv.encoding (e.g. latin-1).") from None
-    except (OSError, ValueError) as error:
-        hint = ("Arrays of Python objects are refused (they would be unpickled); save numbers "
-                "or strings." if "allow_pickle" in str(error) else
-                f"Check that the file is a valid {data.source} file.")
-        raise SourceError(f"{path}: cannot read as {data.source}: {str(error).splitlines()[0]}",
-                          hint=hint) from None
-    if frame.empty:
-        raise SourceError(f"{path}: no rows (only a header?)",
-                          hint="A table needs at least one data row.")
-    refuse_repeated(path, header if data.source == "csv" else [str(c) for c in frame.columns])
-    if data.image is not None and data.image.column in frame.columns and data.source != "npz":
-        # image paths in a table are relative to the table's folder
-        frame[data.image.column] = [str(path.parent / p) if isinstance(p, str) else p
-                                    for p in frame[data.image.column]]
-    return frame
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError,
+            ValueError) as error:
+        raise _unreadable(path, data.source, csv, error) from None
+    return frame, [str(c) for c in frame.columns]
+
+
+def _unreadable(path: Path, source: str, csv, error: Exception) -> SourceError:
+    """What reading the file raised, as a SourceError that says what to do."""
+    if isinstance(error, pd.errors.EmptyDataError):
+        return SourceError(f"{path}: the file is empty",
+                           hint="A table needs a header row and at least one data row.")
+    if isinstance(error, pd.errors.ParserError):
+        return SourceError(_parser_message(path, source, error),
+                           hint="Fix that row; a value holding a comma needs quotes.")
+    if isinstance(error, UnicodeDecodeError):
+        return SourceError(f"{path}: the file is not {csv.encoding} text (byte {error.start})",
+                           hint="Save the table as UTF-8, or name its encoding with "
+                                "data.csv.encoding (e.g. latin-1).")
+    hint = ("Arrays of Python objects are refused (they would be unpickled); save numbers "
+            "or strings." if "allow_pickle" in str(error) else
+            f"Check that the file is a valid {source} file.")
+    return SourceError(f"{path}: cannot read as {source}: {str(error).splitlines()[0]}",
+                       hint=hint)

@@ -13,7 +13,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from mtl_runner.errors import Problem, column_list, did_you_mean, names_can_be_shown, shown_name
+from mtl_runner.errors import (Problem, column_list, did_you_mean, names_can_be_shown, received,
+                                shown_name)
 from mtl_runner.tasks import TASK_TYPES
 
 Check = Callable[["LoadedRecipe"], list[Problem]]  # noqa: F821
@@ -51,18 +52,26 @@ def task_options_fit_their_type(loaded) -> list[Problem]:
                                            "metrics", repr(task.primary_metric),
                                            did_you_mean(task.primary_metric, chosen)
                                            or f"Choose from: {', '.join(chosen)}."))
-        if task.type in ("classification", "binary") and not isinstance(task.label, str):
+        if kind.one_label_column and not isinstance(task.label, str):
             problems.append(loaded.problem(key + ("label",), f"a {task.type} task reads one label "
                                            "column", task.label))
-        if task.positive is not None and task.type != "binary":
-            problems.append(loaded.problem(key + ("positive",), "`positive` applies to binary tasks "
-                                           "only", task.positive))
-        if not task.standardize and task.type != "regression":
-            problems.append(loaded.problem(key + ("standardize",), "`standardize` applies to "
-                                           "regression tasks only", task.standardize))
-        if task.delimiter is not None and task.type != "multilabel":
-            problems.append(loaded.problem(key + ("delimiter",), "`delimiter` applies to multilabel "
-                                           "tasks only", repr(task.delimiter)))
+        problems += foreign_options(loaded, name, task)
+    return problems
+
+
+def foreign_options(loaded, name: str, task) -> list[Problem]:
+    """A task key that only some types read (`TaskType.options`), set on a task of another."""
+    owners: dict[str, list[str]] = {}
+    for type_name, kind in TASK_TYPES.items():
+        for option in kind.options:
+            owners.setdefault(option, []).append(type_name)
+    problems = []
+    for option, types in owners.items():
+        value = getattr(task, option)
+        if task.type in types or value == type(task).model_fields[option].default:
+            continue
+        problems.append(loaded.problem(("tasks", name, option), f"`{option}` applies to "
+                                       f"{' and '.join(types)} tasks only", received(value)))
     return problems
 
 
@@ -109,6 +118,14 @@ def task_names_cannot_collide(loaded) -> list[Problem]:
     """Every (task, metric, split) value gets its own history.csv column, and every task its
     own layers: reserved names, names one reader could not tell apart, and repeated metrics
     are refused (see `mtl_runner.recipe.names`)."""
+    problems = reserved_or_ambiguous_names(loaded) + repeated_metrics(loaded)
+    if not problems:  # the rules above make this impossible; kept as the definition
+        problems = history_column_clashes(loaded)
+    return problems
+
+
+def reserved_or_ambiguous_names(loaded) -> list[Problem]:
+    """A task named like a column every run writes, or two tasks one reader cannot tell apart."""
     from mtl_runner.recipe import names
 
     problems = []
@@ -123,6 +140,11 @@ def task_names_cannot_collide(loaded) -> list[Problem]:
             why = names.ambiguous_pair(first, second)
             if why:
                 problems.append(loaded.problem(("tasks", second), why, hint="Rename one of them."))
+    return problems
+
+
+def repeated_metrics(loaded) -> list[Problem]:
+    problems = []
     for name, task in loaded.recipe.tasks.items():
         metrics = task.metrics or []
         repeated = sorted({m for m in metrics if metrics.count(m) > 1})
@@ -130,15 +152,22 @@ def task_names_cannot_collide(loaded) -> list[Problem]:
             problems.append(loaded.problem(("tasks", name, "metrics"), "each metric may be listed "
                                            "once; a repeated one would log to one column twice",
                                            ", ".join(repeated)))
-    if not problems:  # the rules above make this impossible; kept as the definition
-        owner_of: dict[str, str] = {}
-        for owner, columns in names.history_columns_by_owner(loaded.recipe).items():
-            for column in columns:
-                other = owner_of.setdefault(column, owner)
-                if other != owner:
-                    problems.append(loaded.problem(("tasks", owner or other), f"history.csv column "
-                                                   f"'{column}' would be written by both "
-                                                   f"{other or 'every run'!r} and {owner!r}"))
+    return problems
+
+
+def history_column_clashes(loaded) -> list[Problem]:
+    """A history.csv column two owners (tasks, or every run) would both write."""
+    from mtl_runner.recipe import names
+
+    problems = []
+    owner_of: dict[str, str] = {}
+    for owner, columns in names.history_columns_by_owner(loaded.recipe).items():
+        for column in columns:
+            other = owner_of.setdefault(column, owner)
+            if other != owner:
+                problems.append(loaded.problem(("tasks", owner or other), f"history.csv column "
+                                               f"'{column}' would be written by both "
+                                               f"{other or 'every run'!r} and {owner!r}"))
     return problems
 
 
@@ -260,6 +289,8 @@ def labels_fit_their_task(loaded) -> list[Problem]:
             task = TASK_TYPES.get(loaded.recipe.tasks[name].type)(name, loaded.recipe.tasks[name])
             if not all(c in frame.columns for c in task.label_columns()):
                 continue
+            if task.one_label_column and not isinstance(task.config.label, str):
+                continue  # reported by task_options_fit_their_type; its check reads one column
             for key, message, value in task.check(frame):
                 # `value` quotes cells (classes, a bad value): never shown, a cell may be a secret
                 shown = repr(loaded.recipe.tasks[name].positive) if key == "positive" else None
@@ -283,22 +314,36 @@ def features_are_usable(loaded) -> list[Problem]:
         if not numeric and not categorical:
             problems.append(loaded.problem(key, "no feature columns are left once labels and "
                                            "excluded columns are taken out"))
-        for column in numeric:
-            values = pd.to_numeric(frame[column], errors="coerce")
-            if np.isinf(values.to_numpy(dtype="float64")).any():
-                problems.append(loaded.problem(key, f"feature column {shown_name(column)} holds "
-                                               "Inf", hint="Replace it, or drop the column with "
-                                               "exclude."))
-            else:
-                problems += magnitude_problems(loaded, key, column, values, MAX_FEATURE_MAGNITUDE,
-                                               "feature column", "so that it and its variance "
-                                               "stay finite in float32 after normalization")
+        problems += numeric_feature_problems(loaded, key, frame, numeric)
         if block.missing == "error":
             gaps = [c for c in numeric + categorical if c in frame.columns and frame[c].isna().any()]
             if gaps:
                 problems.append(loaded.problem(key + ("missing",), "feature columns have missing "
                                                f"values: {_plain_names(gaps)}", "'error'",
                                                "Use missing: impute, or clean the data."))
+    return problems + feature_sets_differ(loaded, feature_sets)
+
+
+def numeric_feature_problems(loaded, key: tuple, frame: pd.DataFrame,
+                             numeric: list[str]) -> list[Problem]:
+    """Inf, or values too large for float32 once normalized, in numeric feature columns."""
+    problems = []
+    for column in numeric:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        if np.isinf(values.to_numpy(dtype="float64")).any():
+            problems.append(loaded.problem(key, f"feature column {shown_name(column)} holds "
+                                           "Inf", hint="Replace it, or drop the column with "
+                                           "exclude."))
+        else:
+            problems += magnitude_problems(loaded, key, column, values, MAX_FEATURE_MAGNITUDE,
+                                           "feature column", "so that it and its variance "
+                                           "stay finite in float32 after normalization")
+    return problems
+
+
+def feature_sets_differ(loaded, feature_sets: list[tuple[tuple, list[str]]]) -> list[Problem]:
+    """Data sources mixed into one stream whose feature columns are not the first one's."""
+    problems = []
     for key, features in feature_sets[1:]:
         if features != feature_sets[0][1]:
             only_here = sorted(set(features) - set(feature_sets[0][1]))
@@ -343,7 +388,7 @@ def regression_labels_fit_float32(loaded) -> list[Problem]:
     for _, tasks, frame, _ in groups_with_frames(loaded):
         for name in tasks:
             task = loaded.recipe.tasks[name]
-            if task.type != "regression":
+            if not TASK_TYPES.get(task.type).numeric_labels:
                 continue
             labels = [task.label] if isinstance(task.label, str) else list(task.label)
             for i, column in enumerate(labels):

@@ -254,6 +254,17 @@ def read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
 
 def apply_override(data: dict, text: str) -> Path_:
     """Applies one `dotted.key=value` override in place; the value is read as YAML."""
+    key, value = parse_override(text)
+    target: Any = data
+    for i, part in enumerate(key[:-1]):
+        target = _step_into(target, key[: i + 1], text)
+    _check_list_index(target, key, text)
+    target[key[-1]] = value
+    return key
+
+
+def parse_override(text: str) -> tuple[Path_, Any]:
+    """`dotted.key=value` as (key, value): digits in the key index lists, the value is YAML."""
     if "=" not in text:
         raise RecipeError([Problem(OVERRIDE, None, "", "an override is written key=value",
                                    received(text), "Example: --set training.epochs=5")])
@@ -272,27 +283,28 @@ def apply_override(data: dict, text: str) -> Path_:
                                    error.hint)]) from None
     except yaml.YAMLError:
         value = value_text
-    key = tuple(int(part) if part.isdigit() else part for part in key)
-    target: Any = data
-    for i, part in enumerate(key):
-        last = i == len(key) - 1
-        if isinstance(target, list):
-            if not isinstance(part, int) or part >= len(target):
-                raise RecipeError([Problem(OVERRIDE, None, dotted(key[: i + 1]),
-                                           f"no item {part} in a list of {len(target)}",
-                                           received(text))])
-        elif isinstance(target, dict):
-            if not last and not isinstance(target.get(part), (dict, list)):
-                if target.get(part) is not None:
-                    raise RecipeError([Problem(OVERRIDE, None, dotted(key[: i + 1]),
-                                               "cannot set a key inside a value that is not a "
-                                               "mapping", received(target[part]))])
-                target[part] = {}
-        if last:
-            target[part] = value
-        else:
-            target = target[part]
-    return key
+    return tuple(int(part) if part.isdigit() else part for part in key), value
+
+
+def _check_list_index(target: Any, key: Path_, text: str) -> None:
+    """Refuses an index past the end of a list (or a name) where `key` reaches a list."""
+    part = key[-1]
+    if isinstance(target, list) and (not isinstance(part, int) or part >= len(target)):
+        raise RecipeError([Problem(OVERRIDE, None, dotted(key),
+                                   f"no item {part} in a list of {len(target)}", received(text))])
+
+
+def _step_into(target: Any, key: Path_, text: str) -> Any:
+    """The value at the last part of `key` inside `target`, made an empty mapping when it is
+    absent or null, for an override to set a key below it."""
+    _check_list_index(target, key, text)
+    part = key[-1]
+    if isinstance(target, dict) and not isinstance(target.get(part), (dict, list)):
+        if target.get(part) is not None:
+            raise RecipeError([Problem(OVERRIDE, None, dotted(key), "cannot set a key inside a "
+                                       "value that is not a mapping", received(target[part]))])
+        target[part] = {}
+    return target[part]
 
 
 def _clean_location(loc: tuple, data: Any) -> Path_:
@@ -369,45 +381,35 @@ def problems_from_validation(error: ValidationError, data: Any, file: str,
         if key in seen:
             continue
         seen.add(key)
-        kind, ctx, value = item["type"], item.get("ctx", {}), item.get("input")
-        hint = ""
-        shown: str | None = received(value) if not isinstance(value, (dict, list)) else None
-        if kind == "extra_forbidden":
-            message = "unknown key"
-            parent = _model_at(key[:-1], data)
-            allowed = list(parent.model_fields) if parent else []
-            hint = did_you_mean(key[-1], allowed) or (
-                f"Allowed keys: {', '.join(allowed)}." if allowed else "")
-            shown = None
-        elif kind == "missing":
-            message = "required key is missing"
-            shown = None
-        elif kind in ("literal_error", "union_tag_invalid", "enum"):
-            if kind == "union_tag_invalid":  # the tag key itself: model.trunk.type
-                key = key + (str(ctx.get("discriminator", "")).strip("'"),)
-            expected = ctx.get("expected_tags") or ctx.get("expected") or ""
-            choices = re.findall(r"'([^']*)'", str(expected))
-            value = ctx.get("tag", value)
-            message = "unknown value"
-            shown = received(value)
-            hint = did_you_mean(value, choices) or (f"Choose one of: {', '.join(choices)}."
-                                                    if choices else "")
-        elif isinstance(value, bool) and re.match(r"(greater|less)_than|multiple_of|int_|float_|"
-                                                  r"finite_number", kind):
-            message = "a number is expected, not a boolean"  # not "should be greater than 0"
-            shown = str(value).lower()
-        elif kind == "dict_type" and not key:
-            message = "a recipe is a mapping of keys (name, data, tasks, ...)"
-            shown = type(value).__name__
-        else:
-            message = item["msg"]
-            message = message[0].lower() + message[1:] if message else kind
-            if message.startswith("value error, "):
-                message = message[len("value error, "):]
-        from_override = any(key[: len(o)] == o or o[: len(key)] == key for o in overridden) and key
-        where_file, where_line = (OVERRIDE, None) if from_override else (file, line_of(lines, key))
-        problems.append(Problem(where_file, where_line, dotted(key), message, shown, hint))
+        key, message, shown, hint = _explain(item, key, data)
+        problems.append(Problem(*_where(key, file, lines, overridden), dotted(key), message,
+                                shown, hint))
     return problems
+
+
+def _explain(item: dict, key: Path_, data: Any) -> tuple[Path_, str, str | None, str]:
+    """One pydantic error as (key, message, received, hint) in the recipe's words."""
+    kind, ctx, value = item["type"], item.get("ctx", {}), item.get("input")
+    if kind == "extra_forbidden":
+        parent = _model_at(key[:-1], data)
+        allowed = list(parent.model_fields) if parent else []
+        return key, "unknown key", None, did_you_mean(key[-1], allowed) or (
+            f"Allowed keys: {', '.join(allowed)}." if allowed else "")
+    if kind == "missing":
+        return key, "required key is missing", None, ""
+    if kind in ("literal_error", "union_tag_invalid", "enum"):
+        return _explain_choice(kind, ctx, value, key)
+    shown = received(value) if not isinstance(value, (dict, list)) else None
+    if isinstance(value, bool) and re.match(r"(greater|less)_than|multiple_of|int_|float_|"
+                                            r"finite_number", kind):
+        # not "should be greater than 0"
+        return key, "a number is expected, not a boolean", str(value).lower(), ""
+    if kind == "dict_type" and not key:
+        return key, "a recipe is a mapping of keys (name, data, tasks, ...)", \
+            type(value).__name__, ""
+    message = item["msg"]
+    message = message[0].lower() + message[1:] if message else kind
+    return key, message.removeprefix("value error, "), shown, ""
 
 
 def _where(key: Path_, file: str, lines: dict[Path_, int], overridden: set[Path_]) -> tuple:
@@ -415,6 +417,18 @@ def _where(key: Path_, file: str, lines: dict[Path_, int], overridden: set[Path_
     if key and any(key[: len(o)] == o or o[: len(key)] == key for o in overridden):
         return OVERRIDE, None
     return file, line_of(lines, key)
+
+
+def _explain_choice(kind: str, ctx: dict, value: Any, key: Path_
+                    ) -> tuple[Path_, str, str | None, str]:
+    """A value outside a fixed set of choices (a literal, an enum, a registry's tag)."""
+    if kind == "union_tag_invalid":  # the tag key itself: model.trunk.type
+        key = key + (str(ctx.get("discriminator", "")).strip("'"),)
+    expected = ctx.get("expected_tags") or ctx.get("expected") or ""
+    choices = re.findall(r"'([^']*)'", str(expected))
+    value = ctx.get("tag", value)
+    return key, "unknown value", received(value), did_you_mean(value, choices) or (
+        f"Choose one of: {', '.join(choices)}." if choices else "")
 
 
 def suspect_values(value: Any, raw: Any, key: Path_ = ()) -> list[tuple[Path_, str, str]]:
@@ -427,25 +441,29 @@ def suspect_values(value: Any, raw: Any, key: Path_ = ()) -> list[tuple[Path_, s
     Returns:
         (key, message, received) for each such value.
     """
-    found: list[tuple[Path_, str, str]] = []
+    children = _children(value, raw)
+    if children is not None:
+        return [found for part, item, raw_item in children
+                for found in suspect_values(item, raw_item, key + (part,))]
+    if isinstance(raw, bool) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [(key, "a number is expected, not a boolean", str(raw).lower())]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [(key, "a finite number is expected", received(raw))]
+    return []
+
+
+def _children(value: Any, raw: Any) -> list[tuple[Any, Any, Any]] | None:
+    """(part, validated, as written) for each field, key or item both sides hold; None when
+    `value` is not a model, mapping or list beside a container of the same shape."""
     if isinstance(value, BaseModel):
-        if isinstance(raw, dict):
-            for name in type(value).model_fields:
-                if name in raw:
-                    found += suspect_values(getattr(value, name), raw[name], key + (name,))
-    elif isinstance(value, dict) and isinstance(raw, dict):
-        for name, item in value.items():
-            if name in raw:
-                found += suspect_values(item, raw[name], key + (name,))
-    elif isinstance(value, (list, tuple)) and isinstance(raw, (list, tuple)) \
+        names = type(value).model_fields if isinstance(raw, dict) else ()
+        return [(name, getattr(value, name), raw[name]) for name in names if name in raw]
+    if isinstance(value, dict) and isinstance(raw, dict):
+        return [(name, item, raw[name]) for name, item in value.items() if name in raw]
+    if isinstance(value, (list, tuple)) and isinstance(raw, (list, tuple)) \
             and len(value) == len(raw):
-        for index, (item, raw_item) in enumerate(zip(value, raw)):
-            found += suspect_values(item, raw_item, key + (index,))
-    elif isinstance(raw, bool) and isinstance(value, (int, float)) and not isinstance(value, bool):
-        found.append((key, "a number is expected, not a boolean", str(raw).lower()))
-    elif isinstance(value, float) and not math.isfinite(value):
-        found.append((key, "a finite number is expected", received(raw)))
-    return found
+        return [(index, item, raw_item) for index, (item, raw_item) in enumerate(zip(value, raw))]
+    return None
 
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (),

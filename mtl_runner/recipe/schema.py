@@ -37,6 +37,7 @@ def tagged_union(registry, tag: str) -> Any:
 TrunkConfig = tagged_union(TRUNKS, "type")
 WeightingConfig = tagged_union(WEIGHTINGS, "name")
 TaskTypeName = Literal[tuple(TASK_TYPES.names())]  # type: ignore[valid-type]
+PRIMARY_METRICS = ", ".join(f"{kind.primary_metric} ({name})" for name, kind in TASK_TYPES.items())
 BackboneName = Literal[tuple(BACKBONES.names())]  # type: ignore[valid-type]
 
 
@@ -181,8 +182,7 @@ class TaskConfig(Strict):
     loss: str | None = Field(None, description="Loss override; default depends on the type.")
     metrics: list[str] | None = Field(None, description="Metrics; default depends on the type.")
     primary_metric: str | None = Field(None, description="The metric of this task that enters "
-                                       "Δm in `mtl compare`; default: accuracy (classification), "
-                                       "auc (binary), macro_f1 (multilabel), mae (regression).")
+                                       "Δm in `mtl compare`; default: " + PRIMARY_METRICS + ".")
     weight: float = Field(1.0, ge=0.0, description="Static loss weight w_i (at most 1e6: "
                           "a float32 loss times a larger weight overflows).")
     positive: str | int | bool | None = Field(None, description="Positive class (binary).")
@@ -328,10 +328,9 @@ class RuntimeConfig(Strict):
     checkpoint_steps: int | None = Field(
         None, ge=1, description="Also checkpoint every this many training steps inside an epoch "
         "(for long epochs); a resumed run continues from that step.")
-    loop: Literal["auto", "fit", "custom"] = Field(
-        "auto", description="The training loop: Keras' fit, or mtl's own (strategy.run over a "
-        "distributed dataset); auto: the own loop with several replicas (fit fails under "
-        "TF_CONFIG and averages the replicas' validation AUC, F1, R²), else fit.")
+    loop: Literal["auto", "fit", "custom"] | None = Field(
+        None, description="Ignored: mtl has one training loop for every case since 0.2. Kept "
+        "so that older recipes and the recipe.yaml of older runs still load and resume.")
     peer_check_seconds: int = Field(
         30, ge=1, le=3600, description="Multi-worker: how often each worker checks that the "
         "others still answer; a lost worker fails the run within about this long.")
@@ -408,7 +407,7 @@ class Recipe(Strict):
         for block, tasks in self.data_groups():  # stratify resolved, so baselines split the same way
             if block.split.stratify is True:
                 labels = [self.tasks[t].label for t in tasks
-                          if self.tasks[t].type in ("classification", "binary")]
+                          if TASK_TYPES.get(self.tasks[t].type).stratifies]
                 block.split.stratify = labels[0] if labels else False
         names = [stage.name for stage in self.training.stages or []]
         if len(set(names)) != len(names):

@@ -8,13 +8,16 @@ Two runs are the same when they share
   setting, are part of it): run.json's `recipe_sha256`, or for older runs the SHA-256 of their
   recipe.yaml,
 - the role (`mtl`, `baseline:<task>`),
-- the code version (`versions.mtl` in run.json; a run that did not record one matches nothing).
+- the code version (`versions.mtl` in run.json; a run that did not record one is the same as
+  no other run, not even one like it: nothing says the same code trained them).
 
-Only `completed` runs are ever reused.
+Only `completed` runs are ever reused. `resolved_text` is also what `mtl train` writes to
+recipe.yaml, so the identity a planned run is given here is, by construction, the one its
+run.json will record.
 
 Example:
-    >>> key = RunIdentity(recipe_digest(text), "mtl", code_version())
-    >>> find_completed(results, key)
+    >>> wanted = run_identity(loaded.recipe, "mtl")
+    >>> find_same_run(completed_runs("results"), wanted)
     PosixPath('results/20260101-120000-tiny')
 """
 
@@ -24,7 +27,14 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+from mtl_runner import __version__
+
+if TYPE_CHECKING:  # only for the annotation: results does not need the recipe package
+    from pydantic import BaseModel
+
+CompletedRun = tuple[Path, dict[str, Any], "RunIdentity"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,23 +45,29 @@ class RunIdentity:
     role: str
     code_version: str | None
 
+    def same_run(self, other: RunIdentity) -> bool:
+        """Whether `other` is the same run. An identity without a code version is the same
+        as none, itself included: an equal recipe trained by unknown code proves nothing."""
+        return self.code_version is not None and self == other
+
+
+def resolved_text(recipe: BaseModel | dict[str, Any]) -> str:
+    """A resolved recipe (the pydantic model, or its `model_dump(mode="json")`) as recipe.yaml
+    holds it; `mtl train` writes this text and records its digest."""
+    import yaml
+
+    data = recipe if isinstance(recipe, dict) else recipe.model_dump(mode="json")
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
 
 def recipe_digest(text: str) -> str:
-    """SHA-256 of a resolved recipe's text (the same digest run.json records)."""
+    """SHA-256 of a resolved recipe's text (the digest run.json records as `recipe_sha256`)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def resolved_text(recipe_dict: dict[str, Any]) -> str:
-    """A resolved recipe dict as `mtl train` writes it to recipe.yaml."""
-    import yaml
-
-    return yaml.safe_dump(recipe_dict, sort_keys=False, allow_unicode=True)
-
-
-def code_version() -> str:
-    from mtl_runner import __version__
-
-    return __version__
+def run_identity(recipe: BaseModel | dict[str, Any], role: str = "mtl") -> RunIdentity:
+    """The identity a run of this resolved recipe, in this role, has with the current code."""
+    return RunIdentity(recipe_digest(resolved_text(recipe)), role, __version__)
 
 
 def identity_of(path: Path, info: dict[str, Any] | None = None) -> RunIdentity | None:
@@ -68,7 +84,7 @@ def identity_of(path: Path, info: dict[str, Any] | None = None) -> RunIdentity |
     return RunIdentity(digest, str(info.get("role") or "mtl"), version)
 
 
-def completed_runs(results: str | Path) -> Iterator[tuple[Path, dict[str, Any], RunIdentity]]:
+def completed_runs(results: str | Path) -> Iterator[CompletedRun]:
     """(folder, run.json, identity) of every completed run in `results`, in folder order."""
     results = Path(results)
     if not results.is_dir():
@@ -85,16 +101,9 @@ def completed_runs(results: str | Path) -> Iterator[tuple[Path, dict[str, Any], 
             yield path, info, identity
 
 
-def find_completed(results: str | Path, wanted: RunIdentity) -> Path | None:
-    """The first completed run in `results` that is the same run as `wanted`, if any."""
-    if wanted.code_version is None:
-        return None
-    for path, _, identity in completed_runs(results):
-        if identity == wanted:
+def find_same_run(runs: Iterable[CompletedRun], wanted: RunIdentity) -> Path | None:
+    """The first of `runs` (from `completed_runs`) that is the same run as `wanted`, if any."""
+    for path, _, identity in runs:
+        if wanted.same_run(identity):
             return path
     return None
-
-
-def identity_for(recipe_text: str, role: str = "mtl") -> RunIdentity:
-    """The identity a run of this resolved recipe text would have with the current code."""
-    return RunIdentity(recipe_digest(recipe_text), role, code_version())

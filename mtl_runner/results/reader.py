@@ -27,6 +27,8 @@ from typing import Any, Callable, Iterable
 import yaml
 
 from mtl_runner.errors import MtlError, RunError, UsageError, did_you_mean
+from mtl_runner.reading import FileRefused, read_bytes_limited
+from mtl_runner.results.run_dir import atomic_write
 
 try:  # libyaml is ~10x faster; it matters when 200 recipes are read for one table
     from yaml import CSafeLoader as _Loader
@@ -179,8 +181,6 @@ RUN_FILE_LIMIT = 256 * 2**20  # bytes: a run file larger than this is not one mt
 def read_run_file(file: Path) -> str:
     """The text of a file in a run folder: a regular file of at most RUN_FILE_LIMIT bytes
     (a FIFO or a link to /dev/zero put there is refused, not read), or UnreadableRun."""
-    from mtl_runner.reading import FileRefused, read_bytes_limited
-
     try:
         return read_bytes_limited(file, RUN_FILE_LIMIT, "run file").decode("utf-8")
     except FileRefused as error:
@@ -274,8 +274,6 @@ class RecipeCache:
             return
         for name in stale:
             del self.entries[name]
-        from mtl_runner.results.run_dir import atomic_write
-
         try:
             text = json.dumps({"version": self.VERSION, "recipes": self.entries}, default=str)
             atomic_write(self.file, text)
@@ -429,27 +427,36 @@ def resolve_run(ref: str, results: str | Path, allow_path: bool = True) -> Path:
     if allow_path and candidate.is_dir() and (candidate / "run.json").exists():
         return candidate
     results = Path(results)
-    if results.is_dir():
-        ids = sorted(p.name for p in results.iterdir() if p.is_dir() and not p.name.startswith("."))
-    else:
-        ids = []
-    matches = [ref] if ref in ids else [i for i in ids if i.startswith(ref)] if not path_like else []
+    ids = run_ids(results)
+    matches = [] if path_like else [ref] if ref in ids else [i for i in ids if i.startswith(ref)]
     if len(matches) == 1:
         found = results / matches[0]
         if not inside(found, results):
             raise UsageError(f"run folder {found} is a link to {os.path.realpath(found)}, "
                              f"outside {results}; refused")
         return found
+    raise unresolved(ref, results, ids, matches)
+
+
+def run_ids(results: Path) -> list[str]:
+    """The names of the (not hidden) folders in `results`, sorted; [] when it is missing."""
+    if not results.is_dir():
+        return []
+    return sorted(p.name for p in results.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def unresolved(ref: str, results: Path, ids: list[str], matches: list[str]) -> UsageError:
+    """Why RUN `ref` names no single run: several match, a folder without run.json, or none."""
     if len(matches) > 1:
         shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
-        raise UsageError(f"RUN {ref!r} matches {len(matches)} runs in {results}: {shown}. "
-                         f"Give more of the id.")
-    if candidate.is_dir():
-        raise UsageError(f"{ref} is a folder but not a run directory (no run.json)")
+        return UsageError(f"RUN {ref!r} matches {len(matches)} runs in {results}: {shown}. "
+                          f"Give more of the id.")
+    if Path(ref).is_dir():
+        return UsageError(f"{ref} is a folder but not a run directory (no run.json)")
     where = (f"in {results}" if results.is_dir()
              else f"(the results folder {results} does not exist)")
-    raise UsageError(f"no run {ref!r} {where}.{did_you_mean(ref, ids)} "
-                     f"See `mtl runs --results {results}`.")
+    return UsageError(f"no run {ref!r} {where}.{did_you_mean(ref, ids)} "
+                      f"See `mtl runs --results {results}`.")
 
 
 def load_one(ref: str, results: str | Path) -> Run:

@@ -65,7 +65,16 @@ def check_new_output(path: str | Path, overwrite: bool, option: str = "--output"
             file goes), or its parent is missing (unless `make_parents`) or is a file.
     """
     path = Path(path)
-    kind = "folder" if folder else "file"
+    refuse_run_output(path, option, folder)
+    if path.exists() or path.is_symlink():
+        refuse_existing_output(path, overwrite, option, folder)
+    check_output_parent(path, option, make_parents)
+    return path
+
+
+def refuse_run_output(path: Path, option: str, folder: bool) -> None:
+    """What is never replaced, even with --overwrite: a run or results folder, a run's own
+    file, and a non-empty folder that is no earlier export."""
     if path.is_dir() and ((path / "run.json").exists() or any(
             (child / "run.json").exists() for child in path.iterdir() if child.is_dir())):
         raise UsageError(f"{option} {path} is a run folder or a results folder; it is never "
@@ -77,15 +86,22 @@ def check_new_output(path: str | Path, overwrite: bool, option: str = "--output"
         raise UsageError(f"{option} {path} is a folder that holds no earlier export (no "
                          "saved_model.pb); it is never replaced, even with --overwrite. Give "
                          "another path")
-    if path.exists() or path.is_symlink():
-        if path.is_dir() != folder:
-            raise UsageError(f"{option} {path} is a {'file' if folder else 'folder'}; give the "
-                             f"path of a {kind}")
-        if not folder and not path.is_file():  # a device, a FIFO, a dangling link: never replaced
-            raise UsageError(f"{option} {path} is not a regular file; give the path of a file")
-        if not overwrite:
-            raise UsageError(f"{option} {path} exists already; nothing was written. Remove it, "
-                             f"give another {option}, or add --overwrite to replace it")
+
+
+def refuse_existing_output(path: Path, overwrite: bool, option: str, folder: bool) -> None:
+    """An existing output may be replaced only with --overwrite, and only by one of its kind."""
+    if path.is_dir() != folder:
+        raise UsageError(f"{option} {path} is a {'file' if folder else 'folder'}; give the "
+                         f"path of a {'folder' if folder else 'file'}")
+    if not folder and not path.is_file():  # a device, a FIFO, a dangling link: never replaced
+        raise UsageError(f"{option} {path} is not a regular file; give the path of a file")
+    if not overwrite:
+        raise UsageError(f"{option} {path} exists already; nothing was written. Remove it, "
+                         f"give another {option}, or add --overwrite to replace it")
+
+
+def check_output_parent(path: Path, option: str, make_parents: bool) -> None:
+    """The output's folder must exist (or, with `make_parents`, some folder above it)."""
     parent = path.parent
     for above in (parent, *parent.parents):
         if above.exists():
@@ -93,7 +109,7 @@ def check_new_output(path: str | Path, overwrite: bool, option: str = "--output"
                 raise UsageError(f"{option} {path}: {above} is a file, not a folder")
             if above != parent and not make_parents:
                 break
-            return path
+            return
     raise UsageError(f"{option} {path}: the folder {parent} does not exist; create it first")
 
 

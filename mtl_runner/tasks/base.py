@@ -12,18 +12,10 @@ from mtl_runner.registry import Registry
 
 TASK_TYPES: Registry[type["TaskType"]] = Registry("task type")
 
-# Whether a higher value of a metric is better; `compare` and early stopping rely on it.
-HIGHER_IS_BETTER = {
-    "accuracy": True,
-    "macro_f1": True,
-    "f1": True,
-    "auc": True,
-    "r2": True,
-    "loss": False,
-    "mae": False,
-    "rmse": False,
-    "mse": False,
-}
+# Whether a higher value of a metric is better; `compare` and early stopping rely on it. The
+# metrics every run logs are here; each task type adds its own as it is defined
+# (`TaskType.metrics`), so a new metric's direction is declared once, beside its computation.
+HIGHER_IS_BETTER: dict[str, bool] = {"loss": False, "mse": False}
 
 
 @dataclasses.dataclass
@@ -44,22 +36,58 @@ class EncodedLabels:
 
 
 class TaskType:
-    """Base class of a task type.
+    """Base class of a task type: everything that depends on what kind of label a task has.
 
-    Subclasses set `losses` (recipe name → Keras loss name), `metrics` (the metrics a recipe may
-    ask for), `default_metrics`, and implement `fit_encoding`, `encode`, `score`.
+    Subclasses set the class attributes below and implement `fit_encoding`, `encode`,
+    `output_units`, `keras_metrics`, `score`, `decode` and `serving_info`; callers ask the type
+    instead of comparing its name.
+
+    Attributes:
+        name: the registered type name (set by `TASK_TYPES.register`).
+        activation: the head's output activation.
+        losses: recipe loss name → Keras loss name.
+        default_loss: the loss when the recipe names none.
+        metrics: every metric a recipe may ask for → whether a higher value is better.
+        default_metrics: the metrics when the recipe names none.
+        primary_metric: the one metric that enters Δm in `mtl compare` by default.
+        stratifies: `split.stratify: true` stratifies on the label of the first task whose
+            type stratifies (a class label; a number or a set of labels has no strata).
+        one_label_column: the recipe's `label` must name one column, not a list.
+        numeric_labels: labels are numbers the loss does arithmetic on, so they must stay
+            within float32's reach (`recipe.checks.MAX_LABEL_MAGNITUDE`).
+        options: the task keys of the recipe that only this type reads (`positive`, ...).
+        gaussian_likelihood: the loss reads as a Gaussian negative log-likelihood, which
+            uncertainty weighting scales by 1/(2σ²) rather than 1/σ².
     """
 
     name: ClassVar[str]
     activation: ClassVar[str]
     losses: ClassVar[dict[str, str]]
     default_loss: ClassVar[str]
-    metrics: ClassVar[tuple[str, ...]]
+    metrics: ClassVar[dict[str, bool]]
     default_metrics: ClassVar[tuple[str, ...]]
+    primary_metric: ClassVar[str]
+    stratifies: ClassVar[bool] = False
+    one_label_column: ClassVar[bool] = False
+    numeric_labels: ClassVar[bool] = False
+    options: ClassVar[tuple[str, ...]] = ()
+    gaussian_likelihood: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for metric, higher in cls.__dict__.get("metrics", {}).items():
+            if HIGHER_IS_BETTER.setdefault(metric, higher) != higher:
+                raise TypeError(f"{cls.__name__}.metrics: '{metric}' is better "
+                                f"{'higher' if higher else 'lower'} here but not in another type")
 
     def __init__(self, task_name: str, config: Any):
         self.task_name = task_name
         self.config = config
+
+    @classmethod
+    def higher_is_better(cls, metric: str) -> bool:
+        """Whether a higher value of one of this type's metrics is better."""
+        return cls.metrics[metric]
 
     # -- labels ------------------------------------------------------------------------------
     def label_columns(self) -> list[str]:
@@ -102,9 +130,25 @@ class TaskType:
     def metric_names(self) -> list[str]:
         return list(self.config.metrics or self.default_metrics)
 
-    # -- evaluation ----------------------------------------------------------------------------
+    # -- evaluation and serving ----------------------------------------------------------------
     def score(self, y: np.ndarray, pred: np.ndarray, info: dict[str, Any]) -> dict[str, float]:
         """Metrics on labelled examples only (the caller drops masked rows), in data units."""
+        raise NotImplementedError
+
+    def decode(self, output: np.ndarray, info: dict[str, Any],
+               probabilities: str = "top") -> dict[str, np.ndarray]:
+        """The model's output for this task as named prediction columns, in the data's terms.
+
+        Args:
+            output: the head's output, one row per example.
+            info: the task's stored label encoding.
+            probabilities: "top" or "all" (also one probability column per class), for the
+                types that predict a class.
+        """
+        raise NotImplementedError
+
+    def serving_info(self, info: dict[str, Any]) -> dict[str, Any]:
+        """How a program that serves the exported model reads this task's output (mtl.json)."""
         raise NotImplementedError
 
 

@@ -7,12 +7,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mtl_runner.tasks.base import TASK_TYPES, EncodedLabels, TaskType
-from mtl_runner.tasks.labels import class_name, class_names, sorted_classes
+from mtl_runner.tasks.base import TASK_TYPES, EncodedLabels
+from mtl_runner.tasks.labels import ClassLabel, class_name, class_names, sorted_classes
 
 
 @TASK_TYPES.register("binary")
-class Binary(TaskType):
+class Binary(ClassLabel):
     """Binary classification from a label column with exactly two values.
 
     The positive class is the recipe's `positive`, else the second of the two sorted values
@@ -26,8 +26,10 @@ class Binary(TaskType):
         "focal": "binary_focal_crossentropy",
     }
     default_loss = "binary_crossentropy"
-    metrics = ("accuracy", "f1", "auc")
+    metrics = {"accuracy": True, "f1": True, "auc": True}
     default_metrics = ("accuracy", "f1", "auc")
+    primary_metric = "auc"
+    options = ("positive",)
 
     def check(self, frame: pd.DataFrame) -> list[tuple[str, str, str | None]]:
         classes = sorted_classes(class_names(frame[self.config.label]))
@@ -53,12 +55,8 @@ class Binary(TaskType):
         y = (names == info["positive"]).astype("float32").reshape(-1, 1)
         return EncodedLabels(y, known.astype("float32"), info)
 
-    def unknown_labels(self, frame: pd.DataFrame,
-                       info: dict[str, Any]) -> tuple[np.ndarray, list, str]:
-        names = class_names(frame[self.config.label])
-        rows = (names != "") & ~np.isin(names, info["classes"])
-        return rows, list(names[rows]), (f"neither of the two trained values "
-                                         f"({', '.join(info['classes'])})")
+    def unknown_what(self, info: dict[str, Any]) -> str:
+        return f"neither of the two trained values ({', '.join(info['classes'])})"
 
     def output_units(self, info: dict[str, Any]) -> int:
         return 1
@@ -83,3 +81,11 @@ class Binary(TaskType):
             "auc": float(roc_auc_score(truth, prob)) if len(set(truth)) == 2 else float("nan"),
         }
         return {m: values[m] for m in self.metric_names()}
+
+    def class_probabilities(self, output: np.ndarray) -> np.ndarray:
+        positive = output.reshape(-1)
+        return np.stack([1.0 - positive, positive], axis=1)  # classes are [negative, positive]
+
+    def serving_info(self, info: dict[str, Any]) -> dict[str, Any]:
+        return {"type": self.name, "classes": info["classes"], "positive": info["positive"],
+                "decode": "output = probability of the positive class"}

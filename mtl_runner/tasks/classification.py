@@ -7,12 +7,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mtl_runner.tasks.base import TASK_TYPES, EncodedLabels, TaskType
-from mtl_runner.tasks.labels import class_names, one_hot, sorted_classes
+from mtl_runner.tasks.base import TASK_TYPES, EncodedLabels
+from mtl_runner.tasks.labels import ClassLabel, class_names, one_hot, sorted_classes
 
 
 @TASK_TYPES.register("classification")
-class Classification(TaskType):
+class Classification(ClassLabel):
     """Multi-class classification from one label column.
 
     Targets are one-hot; examples with a missing label are masked out of loss and metrics.
@@ -25,8 +25,9 @@ class Classification(TaskType):
         "focal": "categorical_focal_crossentropy",
     }
     default_loss = "categorical_crossentropy"
-    metrics = ("accuracy", "macro_f1")
+    metrics = {"accuracy": True, "macro_f1": True}
     default_metrics = ("accuracy", "macro_f1")
+    primary_metric = "accuracy"
 
     def check(self, frame: pd.DataFrame) -> list[tuple[str, str, str | None]]:
         classes = sorted_classes(class_names(frame[self.config.label]))
@@ -45,12 +46,8 @@ class Classification(TaskType):
         y, mask = one_hot(class_names(frame[self.config.label]), info["classes"])
         return EncodedLabels(y, mask, info)
 
-    def unknown_labels(self, frame: pd.DataFrame,
-                       info: dict[str, Any]) -> tuple[np.ndarray, list, str]:
-        names = class_names(frame[self.config.label])
-        rows = (names != "") & ~np.isin(names, info["classes"])
-        return rows, list(names[rows]), (f"classes the run was not trained on (trained: "
-                                         f"{', '.join(info['classes'][:10])})")
+    def unknown_what(self, info: dict[str, Any]) -> str:
+        return f"classes the run was not trained on (trained: {', '.join(info['classes'][:10])})"
 
     def output_units(self, info: dict[str, Any]) -> int:
         return len(info["classes"])
@@ -74,3 +71,10 @@ class Classification(TaskType):
                                        labels=range(y.shape[1]), zero_division=0)),
         }
         return {m: values[m] for m in self.metric_names()}
+
+    def class_probabilities(self, output: np.ndarray) -> np.ndarray:
+        return output
+
+    def serving_info(self, info: dict[str, Any]) -> dict[str, Any]:
+        return {"type": self.name, "classes": info["classes"],
+                "decode": "output[j] = probability of classes[j]"}

@@ -1,4 +1,4 @@
-"""Helpers shared by the categorical task types."""
+"""Helpers shared by the categorical task types, and the base of those with one class label."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mtl_runner.tasks.base import missing
+from mtl_runner.tasks.base import TaskType, missing
 
 
 def class_name(value: Any) -> str:
@@ -47,3 +47,43 @@ def one_hot(names: np.ndarray, classes: list[str]) -> tuple[np.ndarray, np.ndarr
             y[row, position] = 1.0
             mask[row] = 1.0
     return y, mask
+
+
+class ClassLabel(TaskType):
+    """Base of the task types whose label is one column of class names (classification,
+    binary): they stratify a split, find labels the run never saw, and predict the likeliest
+    class, the same way.
+
+    Subclasses implement `class_probabilities` (their output as one probability per class of
+    `info["classes"]`) and `unknown_what` (how an error names the values they cannot take).
+    """
+
+    stratifies = True
+    one_label_column = True
+
+    def unknown_labels(self, frame: pd.DataFrame,
+                       info: dict[str, Any]) -> tuple[np.ndarray, list, str]:
+        names = class_names(frame[self.config.label])
+        rows = (names != "") & ~np.isin(names, info["classes"])
+        return rows, list(names[rows]), self.unknown_what(info)
+
+    def unknown_what(self, info: dict[str, Any]) -> str:
+        """What the values are that the run cannot encode, for an error message."""
+        raise NotImplementedError
+
+    def class_probabilities(self, output: np.ndarray) -> np.ndarray:
+        """The head's output as probabilities, one column per class of the encoding."""
+        raise NotImplementedError
+
+    def decode(self, output: np.ndarray, info: dict[str, Any],
+               probabilities: str = "top") -> dict[str, np.ndarray]:
+        """`<task>` (the likeliest class) and `<task>_probability` (its probability), plus
+        `<task>_p_<class>` per class with `probabilities="all"`."""
+        name, classes = self.task_name, list(info["classes"])
+        output = self.class_probabilities(output)
+        best = output.argmax(axis=1)
+        columns = {name: np.array(classes, dtype=object)[best],
+                   f"{name}_probability": output[np.arange(len(output)), best]}
+        if probabilities == "all":
+            columns.update({f"{name}_p_{c}": output[:, j] for j, c in enumerate(classes)})
+        return columns

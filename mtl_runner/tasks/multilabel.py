@@ -23,8 +23,10 @@ class Multilabel(TaskType):
     activation = "sigmoid"
     losses = {"binary_crossentropy": "binary_crossentropy", "focal": "binary_focal_crossentropy"}
     default_loss = "binary_crossentropy"
-    metrics = ("accuracy", "macro_f1", "auc")
+    metrics = {"accuracy": True, "macro_f1": True, "auc": True}
     default_metrics = ("accuracy", "macro_f1", "auc")
+    primary_metric = "macro_f1"
+    options = ("delimiter",)
 
     def _delimited(self) -> bool:
         return isinstance(self.config.label, str)
@@ -120,3 +122,15 @@ class Multilabel(TaskType):
             if present else float("nan"),
         }
         return {m: values[m] for m in self.metric_names()}
+
+    def decode(self, output: np.ndarray, info: dict[str, Any],
+               probabilities: str = "top") -> dict[str, np.ndarray]:
+        """`<task>`: the labels with probability ≥ 0.5 joined by "|"; `<task>_p_<label>` each."""
+        name, classes = self.task_name, list(info["classes"])
+        joined = np.array(["|".join(c for c, on in zip(classes, row) if on) for row in output >= 0.5],
+                          dtype=object)
+        return {name: joined, **{f"{name}_p_{c}": output[:, j] for j, c in enumerate(classes)}}
+
+    def serving_info(self, info: dict[str, Any]) -> dict[str, Any]:
+        return {"type": self.name, "classes": info["classes"],
+                "decode": "output[j] = probability of classes[j]"}

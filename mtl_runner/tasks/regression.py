@@ -23,8 +23,12 @@ class Regression(TaskType):
     losses = {"mse": "mean_squared_error", "mae": "mean_absolute_error",
               "huber": "huber", "log_cosh": "log_cosh"}
     default_loss = "mse"
-    metrics = ("mae", "rmse", "r2")
+    metrics = {"mae": False, "rmse": False, "r2": True}
     default_metrics = ("mae", "rmse", "r2")
+    primary_metric = "mae"  # R² near 0 on a hard task would dominate Δm's relative changes
+    numeric_labels = True
+    gaussian_likelihood = True
+    options = ("standardize",)
 
     def check(self, frame: pd.DataFrame) -> list[tuple[str, str, str | None]]:
         problems = []
@@ -86,14 +90,14 @@ class Regression(TaskType):
         }
         return [available[m]() for m in self.metric_names()]
 
-    def decode(self, pred: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-        """Predictions back in the data's units."""
+    def in_data_units(self, pred: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        """Standardized values back in the data's units."""
         return pred * np.array(info["scale"]) + np.array(info["mean"])
 
     def score(self, y: np.ndarray, pred: np.ndarray, info: dict[str, Any]) -> dict[str, float]:
         from sklearn.metrics import r2_score
 
-        truth, guess = self.decode(y, info), self.decode(pred, info)
+        truth, guess = self.in_data_units(y, info), self.in_data_units(pred, info)
         error = guess - truth
         values = {
             "mae": float(np.mean(np.abs(error))),
@@ -101,3 +105,15 @@ class Regression(TaskType):
             "r2": float(r2_score(truth, guess)) if len(truth) > 1 else float("nan"),
         }
         return {m: values[m] for m in self.metric_names()}
+
+    def decode(self, output: np.ndarray, info: dict[str, Any],
+               probabilities: str = "top") -> dict[str, np.ndarray]:
+        """`<task>` for one label column, else `<task>_<column>` each, in the data's units."""
+        values, columns = self.in_data_units(output, info), info["columns"]
+        if len(columns) == 1:
+            return {self.task_name: values[:, 0]}
+        return {f"{self.task_name}_{c}": values[:, j] for j, c in enumerate(columns)}
+
+    def serving_info(self, info: dict[str, Any]) -> dict[str, Any]:
+        return {"type": self.name, "columns": info["columns"], "mean": info["mean"],
+                "scale": info["scale"], "decode": "value = output * scale + mean"}

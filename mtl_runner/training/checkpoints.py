@@ -21,52 +21,14 @@ import keras
 
 from mtl_runner.errors import RunError, UsageError
 from mtl_runner.results import RunDirectory
+from mtl_runner.training.state import TrainingState
 
 FOLDER = "checkpoints"
 STATE = "state.json"
 
 
-@dataclasses.dataclass
-class Position:
-    """Where a checkpoint stands, and so where a run resumed from it picks up.
-
-    Attributes:
-        checkpoint: the checkpoint's name (`ckpt-<steps>`).
-        stage: the stage to continue (the number of stages once training is over).
-        stage_first_epoch: epochs done before that stage began.
-        epoch: epochs completed, counted over all stages.
-        step: steps of epoch `epoch + 1` already trained.
-        early_stopping: the stage's early-stopping progress (wait, best, best_epoch, and the
-            file of its best weights).
-        stopped: early stopping ended the stage at `epoch`; what is left is to finish it.
-        stages: what each finished stage did (`StageResult.to_dict()`), for run.json.
-    """
-
-    checkpoint: str
-    stage: int
-    stage_first_epoch: int
-    epoch: int
-    step: int = 0
-    early_stopping: dict | None = None
-    stopped: bool = False
-    stages: list = dataclasses.field(default_factory=list)
-
-    @property
-    def stage_start(self) -> bool:
-        """At the very start of a stage, whose optimizer is new: only the network carries over."""
-        return self.epoch == self.stage_first_epoch and self.step == 0
-
-    def describe(self) -> str:
-        steps = f" and {self.step} steps" if self.step else ""
-        return f"after epoch {self.epoch}{steps}"
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Position":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in fields})
+# where a checkpoint stands: the training state it was saved with
+Position = TrainingState
 
 
 @dataclasses.dataclass
@@ -232,32 +194,27 @@ def make_checkpoint(network, trainer=None):
     return tf.train.Checkpoint(**parts)
 
 
-class Checkpointer(keras.callbacks.Callback):
-    """Saves a checkpoint after an epoch whose loss is finite once `every_seconds` have passed
-    since the last one (0: every epoch), keeping the last two; `fit_stage` also saves when a
-    stage ends. With `every_steps`, also every that many steps inside an epoch. Saving a
-    ResNet50 takes a few tenths of a second, which on small epochs would cost more than the
-    epoch itself.
+class Checkpointer:
+    """Saves checkpoints of a stage, each with the `TrainingState` it stands at, keeping the
+    last two: after an epoch whose loss is finite once `every_seconds` have passed since the
+    last one (0: every epoch), after the epoch early stopping ends a stage at, every
+    `every_steps` steps inside an epoch, and when a stage ends. Saving a ResNet50 takes a few
+    tenths of a second, which on small epochs would cost more than the epoch itself.
 
     Args:
         run: the run directory.
         network, trainer: what is saved (see `make_checkpoint`).
-        stage: the stage's index; stage_first_epoch: epochs done before it.
         steps_per_epoch: training steps in an epoch (checkpoint numbers count steps).
         every_seconds: the least time between two epoch-end checkpoints.
         every_steps: also save every this many steps inside an epoch (None: only after epochs).
-        first_step: steps of the first epoch already trained (a run resumed mid-epoch).
-        early: the stage's `ResumableEarlyStopping`, whose progress (and best weights, in
+        early: the stage's `EarlyStopping`, whose progress (and best weights, in
             best_weights-<epoch>.npz) each checkpoint records.
-        finished: what the stages before this one did, recorded with each checkpoint.
         enabled: False on a worker other than the chief, which saves nothing.
     """
 
-    def __init__(self, run: RunDirectory, network, trainer, stage: int, stage_first_epoch: int,
-                 steps_per_epoch: int = 1, every_seconds: float = 0.0,
-                 every_steps: int | None = None, first_step: int = 0, early=None,
-                 finished: list | None = None, enabled: bool = True):
-        super().__init__()
+    def __init__(self, run: RunDirectory, network, trainer, steps_per_epoch: int = 1,
+                 every_seconds: float = 0.0, every_steps: int | None = None, early=None,
+                 enabled: bool = True):
         import time
 
         import tensorflow as tf
@@ -266,76 +223,65 @@ class Checkpointer(keras.callbacks.Callback):
         # a worker other than the chief saves nothing: checkpoints hold mirrored variables only
         # (no metrics), so saving reads local copies and needs no other worker
         self.enabled = enabled
-        self.stage = stage
-        self.stage_first_epoch = stage_first_epoch
         self.steps_per_epoch = steps_per_epoch
         self.every_seconds = every_seconds
         self.every_steps = every_steps
-        self.step_offset = first_step
-        self.last_saved: tuple[int, int] | None = None  # (epochs, steps) of the last save
         self.early = early
-        self.finished = list(finished or [])
-        self.epoch = stage_first_epoch
+        self.last_saved: tuple[int, int] | None = None  # (epochs, steps) of the last save
+        self.epoch_saved_step = 0
         self.clock = time.monotonic
         self.saved_at = self.clock()
         self.checkpoint = make_checkpoint(network, trainer)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(run.path / FOLDER),
                                                   max_to_keep=2)
 
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.epoch = epoch
-        self.saved_step = self.step_offset
+    def begin_epoch(self, state: TrainingState) -> None:
+        self.epoch_saved_step = state.step
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        # `batch` counts this fit's steps of the epoch (a multiple of steps_per_execution)
-        step = self.step_offset + batch + 1
-        if (self.every_steps and step - self.saved_step >= self.every_steps
-                and step < self.steps_per_epoch):
-            self.save(self.epoch, step=step)
-            self.saved_step = step
+    def after_step(self, state: TrainingState) -> None:
+        """Inside an epoch: saves every `every_steps` steps."""
+        if self.every_steps and state.step - self.epoch_saved_step >= self.every_steps:
+            self.save(state)
+            self.epoch_saved_step = state.step
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.step_offset = 0
-        loss = (logs or {}).get("loss")
+    def after_epoch(self, state: TrainingState, loss: float | None) -> None:
+        """After an epoch: saves when the time has come or early stopping ended the stage,
+        never after a NaN loss (the last good checkpoint stays the newest)."""
         if loss is not None and not math.isfinite(float(loss)):
-            return  # keep the last good checkpoint
-        # early stopping (placed before this callback) may have ended the stage just now
-        stopped = bool(getattr(self.model, "stop_training", False))
-        if stopped or self.clock() - self.saved_at >= self.every_seconds:
-            self.save(epoch + 1, stopped=stopped)
+            return
+        if state.stopped or self.clock() - self.saved_at >= self.every_seconds:
+            self.save(state)
 
-    def save(self, epoch: int, stage_done: bool = False, step: int = 0,
-             stopped: bool = False, result: dict | None = None) -> None:
-        """Saves the state after `epoch` epochs (counted over all stages) and `step` steps of
-        the next. After a stage's last epoch (`stage_done`, with the stage's `result`), the
-        position points at the start of the next stage."""
+    def save_unless_saved(self, state: TrainingState) -> None:
+        if self.last_saved != (state.epoch, state.step):
+            self.save(state)
+
+    def save(self, state: TrainingState) -> None:
+        """Saves a checkpoint at `state` (after a stage's end, the state of the next stage) and
+        records the state in state.json, under the checkpoint's name."""
         if not self.enabled:
             return
-        path = self.manager.save(checkpoint_number=epoch * self.steps_per_epoch + step)
+        path = self.manager.save(checkpoint_number=state.epoch * self.steps_per_epoch + state.step)
+        if state.stage_start:
+            state.early_stopping = None
+        elif self.early is not None:
+            state.early_stopping = self.early_progress()
         self.saved_at = self.clock()
-        self.last_saved = (epoch, step)
-        name = Path(path).name
-        if stage_done:
-            position = Position(name, self.stage + 1, epoch, epoch,
-                                stages=[*self.finished, *([result] if result else [])])
-        else:
-            position = Position(name, self.stage, self.stage_first_epoch, epoch, step,
-                                self.early_progress(), stopped, list(self.finished))
+        self.last_saved = (state.epoch, state.step)
+        state.checkpoint = Path(path).name
         kept = [Path(p).name for p in self.manager.checkpoints]
         positions = [p for p in previous_positions(self.run) if p.checkpoint in kept
-                     and p.checkpoint != name] + [position]
-        state = {k: v for k, v in position.to_dict().items() if k != "checkpoint"}
-        state.update(checkpoints=[p.checkpoint for p in positions],
-                     positions=[p.to_dict() for p in positions])
-        self.run.write_json(f"{FOLDER}/{STATE}", state)
+                     and p.checkpoint != state.checkpoint] + [TrainingState.from_dict(state.to_dict())]
+        record = {k: v for k, v in state.to_dict().items() if k != "checkpoint"}
+        record.update(checkpoints=[p.checkpoint for p in positions],
+                      positions=[p.to_dict() for p in positions])
+        self.run.write_json(f"{FOLDER}/{STATE}", record)
         remove_unreferenced_best_weights(self.run, positions)
 
-    def early_progress(self) -> dict | None:
+    def early_progress(self) -> dict:
         """Early stopping's progress, its best weights written once per best epoch."""
-        if self.early is None:
-            return None
         progress = dict(self.early.progress(), best_weights=None)
-        if getattr(self.early, "best_weights", None) is not None:
+        if self.early.best_weights is not None:
             progress["best_weights"] = f"best_weights-{progress['best_epoch']}.npz"
             if not (self.run.path / FOLDER / progress["best_weights"]).exists():
                 write_best_weights(self.run, progress["best_weights"], self.early.best_weights)

@@ -58,7 +58,6 @@ class Runtime:
     steps_per_execution: int
     deterministic: bool
     workers: int = 1
-    loop: str = "fit"
     chief: bool = True  # writes checkpoints and the run directory (False: another worker)
 
     @property
@@ -68,7 +67,7 @@ class Runtime:
 
     def record(self) -> dict:
         return {"device": self.device, "gpus": self.gpus, "strategy": self.strategy_name,
-                "replicas": self.replicas, "workers": self.workers, "loop": self.loop,
+                "replicas": self.replicas, "workers": self.workers,
                 "precision": self.precision, "jit_compile": self.jit_compile,
                 "steps_per_execution": self.steps_per_execution,
                 "deterministic": self.deterministic}
@@ -104,8 +103,7 @@ def setup_runtime(runtime, batch_size: int) -> Runtime:
     """Chooses devices, the distribution strategy and precision for `runtime` (a RuntimeConfig).
 
     auto: several visible GPUs → MirroredStrategy; one → that GPU; none → the CPU; TF_CONFIG
-    naming several workers → MultiWorkerMirroredStrategy over every worker's devices, trained
-    with mtl's own loop (Keras' `fit` fails under it: keras-team/keras#20585). The recipe's
+    naming several workers → MultiWorkerMirroredStrategy over every worker's devices. The recipe's
     batch size is the global batch; each replica gets batch_size / replicas.
 
     Raises:
@@ -118,6 +116,29 @@ def setup_runtime(runtime, batch_size: int) -> Runtime:
 
     tf = import_tensorflow()
     role = ClusterRole.from_env()
+    gpus = chosen_gpus(tf, runtime)
+    with contextlib.suppress(RuntimeError):  # devices already initialised in this process
+        tf.config.set_visible_devices(gpus, "GPU")
+    if runtime.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = choose_strategy(tf, runtime, role, gpus)
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise RunError(f"training.batch_size {batch_size} is the global batch and must divide "
+                       f"evenly over {replicas} replicas")
+    precision = runtime.precision
+    if precision == "auto":
+        precision = "mixed_float16" if gpus and all(
+            compute_capability(tf, g) >= 7.0 for g in gpus) else "float32"
+    keras.mixed_precision.set_global_policy(precision)
+    names = [g.name.replace("/physical_device:", "/") for g in gpus]
+    return Runtime(strategy, "gpu" if gpus else "cpu", names, replicas, precision,
+                   runtime.jit_compile, runtime.steps_per_execution, runtime.deterministic,
+                   role.workers, role.is_chief)
+
+
+def chosen_gpus(tf, runtime) -> list:
+    """The GPUs the run uses (`runtime.gpus`, `runtime.device`)."""
     gpus = tf.config.list_physical_devices("GPU")
     if runtime.gpus is not None:
         missing = [i for i in runtime.gpus if i >= len(gpus)]
@@ -127,44 +148,20 @@ def setup_runtime(runtime, batch_size: int) -> Runtime:
     if runtime.device == "gpu" and not gpus:
         raise RunError("runtime.device is gpu, but no GPU is visible. Install the GPU extra "
                        "(pip install 'mtl-runner[gpu]') or use --device cpu.")
-    if runtime.device == "cpu":
-        gpus = []
-    with contextlib.suppress(RuntimeError):  # devices already initialised in this process
-        tf.config.set_visible_devices(gpus, "GPU")
-    if runtime.deterministic:
-        tf.config.experimental.enable_op_determinism()
+    return [] if runtime.device == "cpu" else gpus
 
-    names = [g.name.replace("/physical_device:", "/") for g in gpus]
+
+def choose_strategy(tf, runtime, role, gpus: list):
     if role.multi_worker:
         if runtime.strategy == "mirrored":
             raise RunError("runtime.strategy is mirrored, but TF_CONFIG names several workers: "
                            "use strategy auto (MultiWorkerMirroredStrategy) or unset TF_CONFIG")
-        strategy = multi_worker_strategy(tf, runtime)
-    elif runtime.strategy == "mirrored" or (runtime.strategy == "auto" and len(gpus) > 1):
+        return multi_worker_strategy(tf, runtime)
+    if runtime.strategy == "mirrored" or (runtime.strategy == "auto" and len(gpus) > 1):
         devices = ([f"/gpu:{i}" for i in range(len(gpus))] if gpus
                    else [d.name for d in tf.config.list_logical_devices("CPU")])
-        strategy = tf.distribute.MirroredStrategy(devices=devices)
-    else:
-        strategy = tf.distribute.get_strategy()
-    replicas = strategy.num_replicas_in_sync
-    if batch_size % replicas:
-        raise RunError(f"training.batch_size {batch_size} is the global batch and must divide "
-                       f"evenly over {replicas} replicas")
-
-    precision = runtime.precision
-    if precision == "auto":
-        precision = "mixed_float16" if gpus and all(
-            compute_capability(tf, g) >= 7.0 for g in gpus) else "float32"
-    keras.mixed_precision.set_global_policy(precision)
-    # fit's validation logs under a distribution strategy average each replica's own metric
-    # values (wrong for AUC, F1, R²), so several replicas train with mtl's own loop
-    loop = runtime.loop if runtime.loop != "auto" else ("custom" if replicas > 1 else "fit")
-    if role.multi_worker and loop == "fit":
-        raise RunError("runtime.loop is fit, but Keras' fit fails under MultiWorkerMirroredStrategy "
-                       "(keras-team/keras#20585); use loop auto or custom with TF_CONFIG")
-    return Runtime(strategy, "gpu" if gpus else "cpu", names, replicas, precision,
-                   runtime.jit_compile, runtime.steps_per_execution, runtime.deterministic,
-                   role.workers, loop, role.is_chief)
+        return tf.distribute.MirroredStrategy(devices=devices)
+    return tf.distribute.get_strategy()
 
 
 def reset_runtime() -> None:

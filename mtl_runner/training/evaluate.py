@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
+from mtl_runner.models.predict import predict
+from mtl_runner.tasks.scoring import metrics_frame, score_outputs
 from mtl_runner.training.prepare import SPLITS, Prepared
-
-
-def predict(model, x: dict[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
-    """Model outputs by task name, as numpy arrays."""
-    if not x or len(next(iter(x.values()))) == 0:
-        return {}
-    import tensorflow as tf
-
-    # string inputs (categorical columns) go through tf.data: Keras' numpy adapter refuses them
-    batches = tf.data.Dataset.from_tensor_slices(x).batch(max(batch_size, 256))
-    outputs = model.predict(batches, verbose=0)
-    return {name: np.asarray(value) for name, value in outputs.items()}
 
 
 def evaluate(model, prepared: Prepared, batch_size: int) -> pd.DataFrame:
@@ -31,15 +20,8 @@ def evaluate(model, prepared: Prepared, batch_size: int) -> pd.DataFrame:
         if prepared.sizes[split] == 0:
             continue
         outputs = predict(model, prepared.x[split], batch_size)
-        for name, task in prepared.tasks.items():
-            encoded = prepared.labels[split][name]
-            keep = encoded.mask > 0
-            if not keep.any():
-                continue
-            scores = task.score(encoded.y[keep], outputs[name][keep], encoded.info)
-            rows += [{"task": name, "metric": metric, "split": split, "value": value,
-                      "n": int(keep.sum())} for metric, value in scores.items()]
-    return pd.DataFrame(rows, columns=["task", "metric", "split", "value", "n"])
+        rows += score_outputs(prepared.tasks, prepared.labels[split], outputs, split)
+    return metrics_frame(rows)
 
 
 def metrics_table(metrics: pd.DataFrame) -> str:

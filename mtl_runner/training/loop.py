@@ -1,230 +1,246 @@
-"""Training one stage: freeze what the stage freezes, compile, fit, stop early, record."""
+"""The training loop: one for every case — one device, MirroredStrategy, several workers.
+
+Each step is `MultiTaskModel.train_step`, run through `strategy.run` on a dataset distributed
+with `strategy.experimental_distribute_dataset` (the recipe of TensorFlow's "Custom training
+loop with Keras and MultiWorkerMirroredStrategy" tutorial). Keras' `fit` fails on its first step
+under `MultiWorkerMirroredStrategy` (keras-team/keras#20585, #20329) and, under MirroredStrategy,
+averages the replicas' own validation metrics (wrong for AUC, F1, R²), so mtl drives the step
+itself. On one device this loop reproduces `fit`'s history exactly (tests/unit/training/test_loop.py).
+
+The loop is driven by a `TrainingState` (stage, epoch, step, early stopping's progress): it
+advances the state, and after each execution of steps and each epoch it acts in a fixed order —
+
+* after steps: a step checkpoint when due, the callbacks' `on_train_batch_end`, then a stop
+  asked by a signal (a checkpoint at that step first);
+* after an epoch: the weighting strategy's epoch hook, history.csv, a NaN stop, early
+  stopping, the epoch checkpoint, the callbacks' `on_epoch_end`, a signal's stop, the epoch line.
+
+A resumed state continues mid-epoch or mid-stage with nothing special: the dataset's epochs are a
+pure function of (seed, epoch), early stopping's progress comes with the state.
+
+Epoch logs are read from the model's metrics in cross-replica context, where their on-read
+variables are summed over every replica of every worker: every worker sees the same logs and
+takes the same decisions (early stopping, NaN stop), which keeps the workers in lockstep.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import sys
-import time
+import re
 
 import keras
-import numpy as np
 
 from mtl_runner.errors import RunError
-from mtl_runner.models.images import DECODER, encoder_and_backbone
-from mtl_runner.tasks.base import HIGHER_IS_BETTER
-from mtl_runner.training.callbacks import (EpochLine, HistoryWriter, NameSingleTask,
-                                           ResumableEarlyStopping, StopOnNaN)
-from mtl_runner.training.compile import build_optimizer, compile_for_training
-from mtl_runner.training.interrupts import StopOnSignal
-from mtl_runner.training.prepare import Prepared, make_dataset, steps_per_epoch
-from mtl_runner.training.stages import can_cache_features, set_trainable, trainable_count
-from mtl_runner.training.tracking import extra_callbacks
+from mtl_runner.training import interrupts
+from mtl_runner.training.history import single_task_logs
+from mtl_runner.training.state import TrainingState
+
+
+def pythonify(logs: dict) -> dict:
+    return {name: float(keras.ops.convert_to_numpy(value)) for name, value in logs.items()}
 
 
 @dataclasses.dataclass
-class StageResult:
-    name: str
-    trainable: str
-    epochs: int
-    best_epoch: int | None
-    trainable_parameters: int
-    cached_features: bool
-    seconds: float
-    last_epoch: int
+class StageData:
+    """A stage's data: an endless training dataset starting at the state's epoch and step, and
+    a finite validation dataset (None without a validation split)."""
 
-    def to_dict(self) -> dict:
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "last_epoch"}
+    train: object
+    steps: int
+    validation: object = None
+    validation_steps: int = 0
 
 
-def monitor_mode(monitor: str) -> str:
-    """'max' for metrics where higher is better (accuracy, auc, ...), else 'min'."""
-    for metric, higher in HIGHER_IS_BETTER.items():
-        if monitor == metric or monitor.endswith("_" + metric):
-            return "max" if higher else "min"
-    return "min"
+@dataclasses.dataclass
+class Observers:
+    """What the loop records and decides around the steps (see the module docstring)."""
+
+    history: object  # HistoryWriter
+    checkpointer: object  # Checkpointer
+    early: object = None  # EarlyStopping
+    callbacks: list = dataclasses.field(default_factory=list)  # Keras callbacks (tracking, ...)
+    epoch_line: object = None  # EpochLine, when no progress bar is shown
+    single_task: str | None = None  # a one-task model's logs get the task's prefix
+    progress_bar: bool = False
 
 
-def cached_features(model: keras.Model, prepared: Prepared, batch_size: int, echo) -> Prepared:
-    """The backbone's features of every split, computed once (the encoder is frozen and runs
-    in inference mode, so they are what every epoch would compute again)."""
-    import tensorflow as tf
-
-    encoder, _ = encoder_and_backbone(model)
-    started = time.perf_counter()
-    sample = next(iter(prepared.x.values()))["image"]
-    # One trace for every split and batch size: `predict` traces anew for each split's last,
-    # smaller batch, which cost more than computing the features of a few hundred images.
-    encode = tf.function(lambda x: encoder(tf.cast(x, "float32"), training=False),
-                         input_signature=[tf.TensorSpec((None, *sample.shape[1:]), sample.dtype)])
-    batch = max(batch_size, 256)
-    features = {}
-    for split, inputs in prepared.x.items():
-        images = inputs["image"]
-        features[split] = {"features": np.concatenate(
-            [encode(images[i:i + batch]).numpy() for i in range(0, len(images), batch)])
-            if prepared.sizes[split] else tf.zeros((0, encoder.output.shape[-1])).numpy()}
-    echo(f"cached backbone features of {sum(prepared.sizes.values())} images in "
-         f"{time.perf_counter() - started:.1f}s")
-    return prepared.with_inputs(features)
-
-
-def early_stopping(stopping, run, position=None) -> ResumableEarlyStopping | None:
-    """The stage's early stopping (None without `training.early_stopping`), with the progress
-    a resumed run's checkpoint recorded."""
-    from mtl_runner.training.checkpoints import read_best_weights
-
-    if stopping is None:
-        return None
-    progress, best_weights = None, None
-    if position is not None and position.early_stopping is not None:
-        progress, best_weights = position.early_stopping, read_best_weights(run, position)
-    return ResumableEarlyStopping(
-        progress, best_weights, monitor=stopping.monitor, patience=stopping.patience,
-        min_delta=stopping.min_delta, mode=monitor_mode(stopping.monitor),
-        restore_best_weights=stopping.restore_best_weights, verbose=0)
-
-
-def fit_stage(model: keras.Model, stage, prepared: Prepared, recipe, history: HistoryWriter,
-              first_epoch: int, total_epochs: int, echo, feature_cache: dict, runtime=None,
-              stage_index: int = 0, resume=None, finished: list | None = None) -> StageResult:
-    """Trains one stage and returns what it did.
+class Loop:
+    """Trains `trainer` (a compiled `MultiTaskModel`) for the epochs of one stage.
 
     Args:
-        model: the network; its layers' `trainable` flags are set for this stage.
-        stage: the `StageConfig`.
-        prepared: data of every split.
-        recipe: the validated recipe.
-        history: the history.csv writer (shared across stages).
-        first_epoch: epochs already run by earlier stages.
-        total_epochs: the planned epochs of all stages, for progress lines.
-        echo: progress output.
-        feature_cache: {"prepared": ...} once features were computed (reused across stages).
-        runtime: the `Runtime` (distribution strategy); None for the default one.
-        stage_index: the stage's position, recorded with each checkpoint.
-        resume: a checkpoint `Position` inside this stage: restore it and run the epochs left
-            (none when early stopping had already ended the stage).
-        finished: what the earlier stages did (`StageResult.to_dict()`), kept with checkpoints.
+        trainer: the compiled model; its `distribute_strategy` runs the steps.
+        steps_per_execution: steps run by one call of the compiled function (as `compile`'s).
+        workers: processes training together (several: errors name the missing worker).
+
+    Example:
+        >>> loop = Loop(trainer)
+        >>> loop.fit(state, last_epoch=5, data=StageData(train, 20, validation, 3),
+        ...          observers=Observers(history, checkpointer))
     """
-    import contextlib
 
-    from mtl_runner.training.checkpoints import Checkpointer, restore
+    def __init__(self, trainer: keras.Model, steps_per_execution: int = 1, workers: int = 1):
+        import tensorflow as tf
 
-    training = recipe.training
-    tasks = list(prepared.tasks)
-    set_trainable(model, stage.trainable, tasks,
-                  recipe.model.backbone.batch_norm_mode() if recipe.model.backbone else "frozen")
-    cached = can_cache_features(model, recipe, stage)
-    started = time.perf_counter()  # a stage's time includes computing its cached features
-    target, data = model, prepared
-    if cached:
-        if "prepared" not in feature_cache:
-            feature_cache["prepared"] = cached_features(model, prepared, training.batch_size, echo)
-        target, data = model.get_layer(DECODER), feature_cache["prepared"]
+        self.trainer = trainer
+        self.strategy = trainer.distribute_strategy
+        self.steps_per_execution = steps_per_execution
+        self.workers = workers
+        strategy = self.strategy
+        train_step, test_step = trainer.train_step, trainer.test_step
+        if trainer.jit_compile:  # XLA compiles the step, as `fit` does
+            train_step = tf.function(train_step, jit_compile=True, reduce_retracing=True)
+            test_step = tf.function(test_step, jit_compile=True, reduce_retracing=True)
 
-    rate = stage.learning_rate
-    if stage.schedule == "cosine":
-        steps = math.ceil(prepared.sizes["train"] / training.batch_size) * stage.epochs
-        rate = keras.optimizers.schedules.CosineDecay(stage.learning_rate, decay_steps=max(steps, 1))
+        @tf.function(autograph=False)  # plain Python control flow; strategy.run traces it
+        def one_step(iterator):
+            strategy.run(train_step, args=(next(iterator),))
 
-    def scope():
-        return runtime.strategy.scope() if runtime is not None else contextlib.nullcontext()
+        @tf.function(autograph=False)
+        def several_steps(iterator, count):
+            def body(i):
+                strategy.run(train_step, args=(next(iterator),))
+                return (i + 1,)
 
-    with scope():
-        optimizer = build_optimizer(training.optimizer.model_copy(update={"learning_rate": rate}))
-        trainer = compile_for_training(target, recipe, prepared.tasks, prepared.infos, optimizer)
-    stage_first_epoch, epochs_left, first_step = first_epoch, stage.epochs, 0
-    if resume is not None:
-        with scope():
-            restore(history.run, resume, model, trainer)
-        stage_first_epoch = resume.stage_first_epoch
-        first_epoch = resume.epoch
-        epochs_left = (0 if resume.stopped
-                       else stage.epochs - (resume.epoch - resume.stage_first_epoch))
-        first_step = resume.step
-        echo(f"resuming stage {stage.name} {resume.describe()} from checkpoint {resume.checkpoint}"
-             f"{' (early stopping had ended it)' if resume.stopped else ''}")
+            tf.while_loop(lambda i: i < count, body, (tf.constant(0),))
 
-    steps = steps_per_epoch(data, "train", training.batch_size)
-    train_data = make_dataset(data, "train", training.batch_size, recipe.seed, shuffle=True,
-                              first_epoch=first_epoch)
-    validation_data = (make_dataset(data, "validation", training.batch_size, recipe.seed, False)
-                       if prepared.sizes["validation"] else None)
-    history.stage = stage.name
-    stop_on_nan = StopOnNaN()
-    stopping = training.early_stopping
-    early = early_stopping(stopping, history.run, resume)
-    checkpointer = Checkpointer(history.run, model, trainer, stage_index, stage_first_epoch,
-                                steps, recipe.runtime.checkpoint_seconds,
-                                recipe.runtime.checkpoint_steps, first_step, early, finished,
-                                enabled=runtime is None or runtime.chief)
-    # early stopping decides before the checkpointer saves its progress
-    callbacks: list = [history, stop_on_nan, *([early] if early else []), checkpointer,
-                       StopOnSignal(checkpointer)]
-    callbacks += extra_callbacks(history.run, recipe, stage.name)
-    if validation_data is not None:  # BatchNorm that trains: current statistics for validation
-        from mtl_runner.models.batch_norm import validation_callbacks
+        @tf.function(autograph=False)
+        def evaluation_step(iterator):
+            strategy.run(test_step, args=(next(iterator),))
 
-        callbacks[:0] = validation_callbacks(model, recipe, prepared)
-    if len(tasks) == 1:
-        callbacks.insert(0, NameSingleTask(tasks[0]))
-    interactive = sys.stdout.isatty()
-    if not interactive:
-        callbacks.append(EpochLine(total_epochs, echo, stopping.monitor if stopping else None,
-                                   stage=stage.name if training.stages else None))
-    trainable = trainable_count(model)
-    if training.stages:
-        echo(f"stage {stage.name}: {stage.epochs} epochs, learning rate {stage.learning_rate:g}"
-             f"{' (cosine)' if stage.schedule == 'cosine' else ''}, trainable {stage.trainable} "
-             f"({trainable:,} parameters){', cached backbone features' if cached else ''}")
+        self.one_step, self.several_steps, self.evaluation_step = one_step, several_steps, evaluation_step
 
-    def fit(dataset, first: int, last: int, steps_in_epoch: int):
-        options = dict(validation_data=validation_data, initial_epoch=first, epochs=last,
-                       steps_per_epoch=steps_in_epoch, callbacks=callbacks,
-                       verbose=1 if interactive else 0)
-        if runtime is not None and runtime.loop == "custom":
-            from mtl_runner.training.custom_loop import CustomLoop
+    def run_steps(self, iterator, count: int) -> None:
+        if count == 1:
+            self.one_step(iterator)
+        else:
+            self.several_steps(iterator, count)
 
-            return CustomLoop(trainer).fit(
-                dataset, validation_steps=steps_per_epoch(data, "validation", training.batch_size),
-                **options).history.get("loss", [])
-        # the dataset shuffles itself
-        return trainer.fit(dataset, shuffle=False, **options).history.get("loss", [])
+    def fit(self, state: TrainingState, last_epoch: int, data: StageData,
+            observers: Observers) -> dict:
+        """Trains from `state` until epoch `last_epoch`, early stopping, a NaN loss, or a
+        callback's `stop_training`; `state` is advanced as training goes. Returns the last
+        epoch's logs ({} when no epoch was left)."""
+        import tensorflow as tf
 
-    last_epoch, whole_from = first_epoch + epochs_left, first_epoch
-    losses: list = []
-    if first_step and epochs_left > 0:
-        # resumed mid-epoch: the rest of that epoch first (its logs cover those steps only)
-        if early is not None:
-            early.final = False  # the stage goes on: keep the weights, carry the progress over
-        losses += fit(train_data.skip(first_step), first_epoch, first_epoch + 1, steps - first_step)
-        if early is not None:
-            early.final = True
-        whole_from += 1
-        train_data = make_dataset(data, "train", training.batch_size, recipe.seed, shuffle=True,
-                                  first_epoch=whole_from)
-    if whole_from < last_epoch and not trainer.stop_training:
-        losses += fit(train_data, whole_from, last_epoch, steps)
-    elif not losses:
-        finish_without_training(early, trainer)
-    seconds = time.perf_counter() - started
-    if stop_on_nan.bad_epoch is not None:
-        raise RunError(f"the loss became NaN or Inf at epoch {stop_on_nan.bad_epoch}; lower "
-                       f"the learning rate or set training.optimizer.clipnorm")
-    epochs = len(losses) + (first_epoch - stage_first_epoch)
-    best = getattr(early, "best_epoch", None) if early is not None else None
-    result = StageResult(stage.name, stage.trainable, epochs,
-                         None if best is None else int(best) + 1, trainable, cached,
-                         round(seconds, 3), stage_first_epoch + epochs)
-    checkpointer.save(stage_first_epoch + epochs, stage_done=True, result=result.to_dict())
-    return result
+        try:
+            return self._fit(state, last_epoch, data, observers)
+        except (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.AbortedError) as error:
+            if self.workers < 2:
+                raise
+            reason = re.sub(r"^\{\{.*?\}\}\s*", "", str(error).splitlines()[0])[:200]
+            raise RunError(f"a worker stopped answering ({reason}); every worker must run until "
+                           "the end. Start them all again with mtl train --resume <run id>") from None
+
+    def _fit(self, state: TrainingState, last_epoch: int, data: StageData,
+             observers: Observers) -> dict:
+        trainer = self.trainer
+        trainer.build_from_batch(placeholder_batch(data.train))
+        iterator = iter(self.strategy.experimental_distribute_dataset(data.train))
+        validation = (self.strategy.experimental_distribute_dataset(data.validation)
+                      if data.validation is not None else None)
+        callbacks = keras.callbacks.CallbackList(
+            observers.callbacks, add_progbar=observers.progress_bar,
+            verbose=int(observers.progress_bar), epochs=last_epoch, steps=data.steps, model=trainer)
+        trainer.stop_training = False
+        logs: dict = {}
+        callbacks.on_train_begin()
+        interrupts.training(True)
+        try:
+            while state.epoch < last_epoch and not state.stopped and not trainer.stop_training:
+                logs = self.epoch(state, iterator, validation, data, callbacks, observers)
+                if not math.isfinite(logs.get("loss", 0.0)):
+                    break
+        finally:
+            interrupts.training(False)
+        callbacks.on_train_end(logs)
+        return logs
+
+    def epoch(self, state: TrainingState, iterator, validation, data: StageData, callbacks,
+              observers: Observers) -> dict:
+        """Trains the rest of epoch `state.epoch + 1` and ends it; returns its logs."""
+        trainer, epoch = self.trainer, state.epoch
+        trainer.reset_metrics()
+        trainer.begin_epoch()
+        observers.checkpointer.begin_epoch(state)
+        if observers.epoch_line is not None:
+            observers.epoch_line.begin()
+        callbacks.on_epoch_begin(epoch)
+        show_loss = observers.progress_bar and self.workers < 2
+        while state.step < data.steps:
+            count = min(self.steps_per_execution, data.steps - state.step)
+            callbacks.on_train_batch_begin(state.step)
+            self.run_steps(iterator, count)
+            state.step += count
+            self.after_steps(state, data.steps, callbacks, observers, show_loss)
+        logs = pythonify(trainer.epoch_logs(training=True))
+        if validation is not None:
+            logs.update({f"val_{k}": v for k, v in
+                         self.evaluate(validation, data.validation_steps, callbacks).items()})
+        return self.end_epoch(state, logs, callbacks, observers)
+
+    def after_steps(self, state: TrainingState, steps: int, callbacks, observers: Observers,
+                    show_loss: bool) -> None:
+        # the progress bar's running loss; across workers each read would be a collective that
+        # every worker must join, and only the chief shows a bar, so it shows steps only there
+        logs = pythonify({"loss": self.trainer.total_loss_tracker.result()}) if show_loss else {}
+        inside = state.step < steps  # at an epoch's last step, a stop waits for the epoch's end
+        if inside:
+            observers.checkpointer.after_step(state)
+        callbacks.on_train_batch_end(state.step - 1, logs)
+        if inside and interrupts.stop_requested():
+            self.stop(state, observers)
+
+    def end_epoch(self, state: TrainingState, logs: dict, callbacks, observers: Observers) -> dict:
+        if observers.single_task:
+            logs = single_task_logs(logs, observers.single_task)
+        epoch = state.epoch
+        self.trainer.end_epoch(epoch, logs)
+        state.finish_epoch()
+        observers.history.write(state.epoch, logs, learning_rate(self.trainer))
+        loss = logs.get("loss")
+        if observers.early is not None and math.isfinite(loss if loss is not None else 0.0):
+            state.stopped = observers.early.update(epoch, logs, self.trainer.get_weights)
+        observers.checkpointer.after_epoch(state, loss)
+        if interrupts.stop_requested():
+            self.stop(state, observers)
+        callbacks.on_epoch_end(epoch, logs)
+        if observers.epoch_line is not None:
+            observers.epoch_line.end(state.epoch, logs)
+        return logs
+
+    def stop(self, state: TrainingState, observers: Observers) -> None:
+        """A signal asked to stop: a checkpoint at this step (unless one was just saved), then
+        the interruption."""
+        interrupts.training(False)
+        observers.checkpointer.save_unless_saved(state)
+        raise KeyboardInterrupt
+
+    def evaluate(self, distributed, steps: int, callbacks) -> dict:
+        """One pass over a finite distributed dataset: every worker runs `steps` steps (the
+        global batches; a replica whose share of the last one is empty computes nothing)."""
+        self.trainer.reset_metrics()
+        callbacks.on_test_begin()
+        iterator = iter(distributed)
+        for step in range(steps):
+            callbacks.on_test_batch_begin(step)
+            self.evaluation_step(iterator)
+            callbacks.on_test_batch_end(step, {})
+        logs = pythonify(self.trainer.epoch_logs(training=False))
+        callbacks.on_test_end(logs)
+        return logs
 
 
-def finish_without_training(early: ResumableEarlyStopping | None, trainer) -> None:
-    """A resumed stage with no epoch left to train ends as a trained one does: early stopping
-    restores its best weights (Keras does so in `on_train_end` whenever it holds some)."""
-    if early is None:
-        return
-    early.set_model(trainer)
-    early.on_train_begin()  # takes the carried progress and best weights
-    early.on_train_end()
+def placeholder_batch(dataset):
+    """A batch of zeros shaped like the dataset's (one row where the batch size is unknown):
+    enough to build the metrics, without drawing from the dataset (a new iterator of a dataset
+    that reshuffles each iteration would move the training order on)."""
+    import tensorflow as tf
+
+    return tf.nest.map_structure(
+        lambda spec: tf.zeros([1 if size is None else size for size in spec.shape], spec.dtype),
+        dataset.element_spec)
+
+
+def learning_rate(trainer) -> float:
+    return float(keras.ops.convert_to_numpy(trainer.optimizer.learning_rate))

@@ -22,6 +22,7 @@ Logs, for training and (with the `val_` prefix) validation:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import keras
@@ -29,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from mtl_runner.models.parts import split_variables
+from mtl_runner.weighting.base import StepContext
 
 
 def gradients(tape, target, variables, output_gradients=None) -> list:
@@ -67,6 +69,27 @@ def gradient_agreement(grads):
     mean = tf.math.divide_no_nan(tf.reduce_sum(values * valid), counted)
     conflict = tf.math.divide_no_nan(tf.reduce_sum(tf.cast(values < 0, tf.float32) * valid), counted)
     return mean, conflict, tf.cast(counted > 0, tf.float32)
+
+
+@dataclasses.dataclass
+class _Step:
+    """What one training step's forward pass hands to its update."""
+
+    tape: Any
+    shared: list  # the shared variables
+    heads: list  # every head's variables, task by task
+    context: Any  # the replica context
+    replicas: int
+    iterations: Any
+    scales: Any  # each task's recipe weight c_i
+    y_pred: Any
+    raw: Any  # L_i
+    losses: Any  # c_i L_i
+    weights: Any  # the loss-level strategy's w_i (None at gradient level)
+    scaled: Any  # the loss-level objective, scaled (None at gradient level)
+    task_objectives: list
+    scaled_regularization: Any
+    measure: Any  # whether the telemetry is measured at this step
 
 
 class MultiTaskModel(keras.Model):
@@ -120,24 +143,25 @@ class MultiTaskModel(keras.Model):
 
     # -- training ----------------------------------------------------------------------------
     def fit(self, *args, **kwargs):
-        """`keras.Model.fit`, with a callback that gives the strategy the epoch boundaries."""
+        """`keras.Model.fit`, with a callback that gives the strategy the epoch boundaries
+        (mtl trains with `training.loop.Loop`; `fit` serves as its reference in the tests)."""
         kwargs["callbacks"] = [EpochHooks()] + list(kwargs.get("callbacks") or [])
         return super().fit(*args, **kwargs)
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        """Keras 3.15 builds a distributed model from the first batch averaged over replicas
-        (`strategy.reduce("MEAN", ...)`), which fails on string inputs (categorical columns).
-        Building needs shapes and dtypes only, so take the first replica's batch instead."""
-        if self._distribute_strategy is None or iterator is None:
-            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-        for _, _, it in iterator:
-            batch = next(it)
-            data_batch = tf.nest.map_structure(
-                lambda v: self.distribute_strategy.experimental_local_results(v)[0]
-                if isinstance(v, tf.distribute.DistributedValues) else v, batch)
-            break
+    def build_from_batch(self, batch) -> None:
+        """Creates the metrics' variables from one (local) batch, as `fit` does before its first
+        step, inside the strategy's scope (on every worker at the same point: their initial
+        values are broadcast from the chief). Keras has no public call for it."""
         with self.distribute_strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
+            self._symbolic_build(data_batch=batch)
+
+    def begin_epoch(self) -> None:
+        """An epoch starts: the gradient telemetry is measured on its first step."""
+        self.measure_next.assign(1.0)
+
+    def end_epoch(self, epoch: int, logs: dict) -> None:
+        """An epoch ended with `logs`: the weighting strategy's epoch hook (DWA's history)."""
+        self.weighting.on_epoch_end(epoch, dict(logs))
 
     def task_losses(self, y, y_pred, sample_weight) -> tf.Tensor:
         """L_i per task, shape (T,): Σ_b loss_b · mask_b / batch size."""
@@ -172,19 +196,44 @@ class MultiTaskModel(keras.Model):
         return shared + head_variables + self.own_trainable_variables()
 
     def _extra_variable_slots(self) -> list:
-        weight = getattr(self.weighting, "task_weight", None)  # GradNorm's, set by its own rule
-        return [(None, weight)] if weight is not None else []
+        """The strategy's variables that it updates by its own rule (GradNorm's weights)."""
+        return [(None, v) for v in self.weighting.own_rule_variables()]
 
     def train_step(self, data):
+        """One update: the task losses, the strategy's weights or combined gradient, the
+        optimizer's step, the logs (see the module docstring)."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        step = self._forward(x, y, sample_weight)
+        if self.weighting.level == "gradient" and step.shared:
+            pairs, weights, telemetry = self._gradient_level(step)
+        elif self.weighting.level == "gradient":  # nothing shared trains (a heads-only stage):
+            pairs, weights, telemetry = self._heads_only(step)  # nothing to combine
+        else:
+            pairs, weights, telemetry = self._loss_level(step)
+        self.optimizer.apply_gradients(pairs)
+        self.weighting.after_apply()
+        if self.telemetry:
+            cosine, conflict, counted = telemetry
+            self.telemetry_trackers[0].update_state(cosine, sample_weight=counted)
+            self.telemetry_trackers[1].update_state(conflict, sample_weight=counted)
+            self.measure_next.assign(0.0)
+        effective = weights * step.scales
+        for i in range(len(self.task_names)):
+            self.weight_trackers[i].update_state(effective[i])
+        return self._update_metrics(x, y, step.y_pred, sample_weight, step.raw, step.scales,
+                                    training=True)
+
+    def _forward(self, x, y, sample_weight) -> "_Step":
+        """The forward pass on a tape: task losses, the loss-level objective, and what the
+        gradients are taken of."""
         shared, heads, last = split_variables(self.network, self.task_names)
-        head_variables = [v for t in self.task_names for v in heads[t]]
         gradient_level = self.weighting.level == "gradient"
         context = tf.distribute.get_replica_context()
         replicas = context.num_replicas_in_sync if context is not None else 1
-        step = self.optimizer.iterations
+        iterations = self.optimizer.iterations
         scales = tf.constant(self.loss_scales, tf.float32)
-
+        self.weighting.bind(StepContext(iterations, shared, last_layer_slice(shared, last)))
+        weights = scaled = None
         with tf.GradientTape(persistent=gradient_level or self.telemetry) as tape:
             y_pred = self(x, training=True)
             raw = self.task_losses(y, y_pred, sample_weight)
@@ -192,7 +241,7 @@ class MultiTaskModel(keras.Model):
             regularization = (tf.add_n([tf.cast(l, tf.float32) for l in self.network.losses])
                               if self.network.losses else tf.constant(0.0))
             if not gradient_level:
-                weights = tf.cast(self.weighting.weights(losses, step), tf.float32)
+                weights = tf.cast(self.weighting.weights(losses, iterations), tf.float32)
                 objective = (tf.reduce_sum(weights * losses) + self.weighting.regularizer()
                              + regularization)
                 scaled = self.optimizer.scale_loss(objective / replicas)
@@ -200,58 +249,64 @@ class MultiTaskModel(keras.Model):
             # unstacked on the tape so that each one's gradient can be taken
             task_objectives = tf.unstack(self.optimizer.scale_loss(losses))
             scaled_regularization = self.optimizer.scale_loss(regularization / replicas)
-
-        def task_gradients(reduce: bool = True):
-            rows = [flatten(gradients(tape, task_objectives[i], shared))
-                    for i in range(len(self.task_names))]
-            grads = tf.stack(rows)
-            if replicas > 1 and reduce:  # every replica combines the same, global, gradients
-                grads = context.all_reduce(tf.distribute.ReduceOp.MEAN, grads)
-            return grads
-
-        measure = tf.logical_or(tf.equal(step % self.telemetry_every, 0),
+        measure = tf.logical_or(tf.equal(iterations % self.telemetry_every, 0),
                                 tf.convert_to_tensor(self.measure_next) > 0)
-        if gradient_level:
-            grads = task_gradients()
-            global_losses = (context.all_reduce(tf.distribute.ReduceOp.MEAN, losses)
-                             if replicas > 1 else losses)
-            if hasattr(self.weighting, "last_layer_slice"):
-                self.weighting.last_layer_slice = last_layer_slice(shared, last)
-            direction, weights = self.weighting.combine(grads, global_losses, step)
-            weights = tf.cast(weights, tf.float32)
-            shared_gradients = unflatten(direction / replicas, shared)
-            # a head reaches only its own task's loss: its gradient is w_i ∇L_i (+ regularization)
-            head_weights = tf.unstack(tf.stop_gradient(weights) / replicas)
-            head_gradients = gradients(tape, task_objectives + [scaled_regularization],
-                                       head_variables, head_weights + [tf.constant(1.0)])
-            if self.network.losses:
-                reg_shared = gradients(tape, scaled_regularization, shared)
-                shared_gradients = [g + r for g, r in zip(shared_gradients, reg_shared)]
-            pairs = list(zip(shared_gradients, shared)) + list(zip(head_gradients, head_variables))
-            pairs += [(g / replicas, v) for g, v in self.weighting.extra_gradients()]
-            if self.telemetry:
-                cosine, conflict, counted = gradient_agreement(grads)
-                counted = counted * tf.cast(measure, tf.float32)
-        else:
-            variables = shared + head_variables + self.own_trainable_variables()
-            pairs = list(zip(gradients(tape, scaled, variables), variables))
-            if self.telemetry:
-                cosine, conflict, counted = tf.cond(
-                    # no all-reduce inside a tf.cond: each replica measures its own gradients
-                    # and the trackers average the replicas
-                    measure, lambda: gradient_agreement(task_gradients(reduce=False)),
-                    lambda: (tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)))
-        self.optimizer.apply_gradients(pairs)
-        self.weighting.after_apply()
+        return _Step(tape, shared, [v for t in self.task_names for v in heads[t]], context,
+                     replicas, iterations, scales, y_pred, raw, losses, weights, scaled,
+                     task_objectives, scaled_regularization, measure)
 
+    def _task_gradients(self, step: "_Step", reduce: bool = True):
+        """G: each task's gradient on the shared variables, one flattened row per task."""
+        grads = tf.stack([flatten(gradients(step.tape, objective, step.shared))
+                          for objective in step.task_objectives])
+        if step.replicas > 1 and reduce:  # every replica combines the same, global, gradients
+            grads = step.context.all_reduce(tf.distribute.ReduceOp.MEAN, grads)
+        return grads
+
+    def _gradient_level(self, step: "_Step"):
+        """The strategy combines G into the shared gradient; each head gets w_i ∇L_i."""
+        grads = self._task_gradients(step)
+        global_losses = (step.context.all_reduce(tf.distribute.ReduceOp.MEAN, step.losses)
+                         if step.replicas > 1 else step.losses)
+        direction, weights = self.weighting.combine(grads, global_losses, step.iterations)
+        weights = tf.cast(weights, tf.float32)
+        shared_gradients = unflatten(direction / step.replicas, step.shared)
+        # a head reaches only its own task's loss: its gradient is w_i ∇L_i (+ regularization)
+        head_weights = tf.unstack(tf.stop_gradient(weights) / step.replicas)
+        head_gradients = gradients(step.tape, step.task_objectives + [step.scaled_regularization],
+                                   step.heads, head_weights + [tf.constant(1.0)])
+        if self.network.losses:
+            reg_shared = gradients(step.tape, step.scaled_regularization, step.shared)
+            shared_gradients = [g + r for g, r in zip(shared_gradients, reg_shared)]
+        pairs = list(zip(shared_gradients, step.shared)) + list(zip(head_gradients, step.heads))
+        pairs += [(g / step.replicas, v) for g, v in self.weighting.extra_gradients()]
+        telemetry = None
         if self.telemetry:
-            self.telemetry_trackers[0].update_state(cosine, sample_weight=counted)
-            self.telemetry_trackers[1].update_state(conflict, sample_weight=counted)
-            self.measure_next.assign(0.0)
-        effective = weights * scales
-        for i in range(len(self.task_names)):
-            self.weight_trackers[i].update_state(effective[i])
-        return self._update_metrics(x, y, y_pred, sample_weight, raw, scales, training=True)
+            cosine, conflict, counted = gradient_agreement(grads)
+            telemetry = (cosine, conflict, counted * tf.cast(step.measure, tf.float32))
+        return pairs, weights, telemetry
+
+    def _heads_only(self, step: "_Step"):
+        """A gradient-level strategy without shared variables: each head follows its own
+        task's loss, weight 1 (the strategy's rule has nothing to act on)."""
+        weights = tf.ones([len(self.task_names)], tf.float32)
+        head_gradients = gradients(step.tape, step.task_objectives + [step.scaled_regularization],
+                                   step.heads, tf.unstack(weights / step.replicas) + [tf.constant(1.0)])
+        telemetry = (tf.constant(0.0), tf.constant(0.0), tf.constant(0.0))  # not measured
+        return list(zip(head_gradients, step.heads)), weights, telemetry if self.telemetry else None
+
+    def _loss_level(self, step: "_Step"):
+        """One backward pass of Σ_i w_i L_i (+ the strategy's regularizer)."""
+        variables = step.shared + step.heads + self.own_trainable_variables()
+        pairs = list(zip(gradients(step.tape, step.scaled, variables), variables))
+        telemetry = None
+        if self.telemetry:
+            telemetry = tf.cond(
+                # no all-reduce inside a tf.cond: each replica measures its own gradients and
+                # the trackers average the replicas
+                step.measure, lambda: gradient_agreement(self._task_gradients(step, reduce=False)),
+                lambda: (tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)))
+        return pairs, step.weights, telemetry
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -302,10 +357,10 @@ def last_layer_slice(shared: list, last: list) -> tuple[int, int] | None:
 
 
 class EpochHooks(keras.callbacks.Callback):
-    """Tells the model's strategy where epochs start and end (DWA's history, telemetry)."""
+    """Gives Keras' `fit` the epoch hooks mtl's loop calls (DWA's history, telemetry)."""
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.model.measure_next.assign(1.0)
+        self.model.begin_epoch()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.model.weighting.on_epoch_end(epoch, dict(logs or {}))
+        self.model.end_epoch(epoch, dict(logs or {}))

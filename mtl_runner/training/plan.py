@@ -15,6 +15,7 @@ from typing import Callable
 
 from mtl_runner.errors import UsageError
 from mtl_runner.recipe import LoadedRecipe, Recipe
+from mtl_runner.results.identity import completed_runs, find_same_run, run_identity
 from mtl_runner.training.prepare import stratify_column
 
 
@@ -61,10 +62,7 @@ def baseline_recipe(loaded: LoadedRecipe, task: str) -> LoadedRecipe:
 
 def reusable(results: Path, loaded: LoadedRecipe, role: str) -> Path | None:
     """A completed run in `results` that is the same run (`mtl_runner.results.identity`)."""
-    from mtl_runner.results.identity import find_completed, identity_for
-    from mtl_runner.training.run import resolved_recipe_yaml
-
-    return find_completed(results, identity_for(resolved_recipe_yaml(loaded), role))
+    return find_same_run(completed_runs(results), run_identity(loaded.recipe, role))
 
 
 def train_plan(loaded: LoadedRecipe, results: str | Path, name: str | None, seeds: list[int],

@@ -45,15 +45,15 @@ class Prepared:
 
 
 def stratify_column(recipe) -> str | None:
-    """The column the split is stratified on: the recipe's choice, or the first
-    classification or binary task's label."""
+    """The column the split is stratified on: the recipe's choice, or the label of the first
+    task whose type stratifies (`TaskType.stratifies`)."""
     choice = recipe.data.split.stratify
     if isinstance(choice, str):
         return choice
     if not choice:
         return None
     for task in recipe.tasks.values():
-        if task.type in ("classification", "binary"):
+        if TASK_TYPES.get(task.type).stratifies:
             return task.label
     return None
 
@@ -132,32 +132,45 @@ def prepare_mixed(frames: list[pd.DataFrame], recipe) -> Prepared:
         split_parts = {s: frame.iloc[rows].reset_index(drop=True) for s, rows in indices.items()}
         parts.append(split_parts)
         infos.update({t: tasks[t].fit_encoding(frame, split_parts["train"]) for t in names})
-    first_block, first_tasks = groups[0]
-    numeric, categorical = select_features(
-        frames[0], first_block, [c for t in first_tasks for c in tasks[t].label_columns()])
-    columns = numeric + categorical
-    spec = fit_features(pd.concat([p["train"][columns] for p in parts], ignore_index=True),
-                        pd.concat([f[columns] for f in frames], ignore_index=True), numeric, categorical)
+    spec = mixed_features(frames, groups[0], tasks, parts)
     x, labels, sizes, sources = {}, {}, {}, {}
     for split in SPLITS:
         pieces = [feature_arrays(p[split], spec) for p in parts]
         x[split] = {k: np.concatenate([piece[k] for piece in pieces]) for k in pieces[0]}
         sizes[split] = sum(len(p[split]) for p in parts)
         sources[split] = np.concatenate([np.full(len(p[split]), g) for g, p in enumerate(parts)])
-        labels[split] = {}
-        for name, task in tasks.items():
-            ys, masks = [], []
-            for (_, names), p in zip(groups, parts):
-                if name in names:
-                    encoded = task.encode(p[split], infos[name])
-                    ys.append(encoded.y)
-                    masks.append(encoded.mask)
-                else:
-                    ys.append(np.zeros((len(p[split]), task.output_units(infos[name])), "float32"))
-                    masks.append(np.zeros(len(p[split]), "float32"))
-            labels[split][name] = EncodedLabels(np.concatenate(ys), np.concatenate(masks), infos[name])
+        labels[split] = {name: mixed_labels(task, infos[name], groups, [p[split] for p in parts])
+                         for name, task in tasks.items()}
     return Prepared(tasks, infos, spec, x, labels, sizes, sources=sources,
                     sampling=recipe.training.sampling)
+
+
+def mixed_features(frames: list[pd.DataFrame], first_group, tasks: dict[str, TaskType],
+                   parts: list[dict[str, pd.DataFrame]]) -> FeatureSpec:
+    """The feature columns of the first source (the checks made every source's the same),
+    with statistics from every source's train split."""
+    first_block, first_tasks = first_group
+    numeric, categorical = select_features(
+        frames[0], first_block, [c for t in first_tasks for c in tasks[t].label_columns()])
+    columns = numeric + categorical
+    return fit_features(pd.concat([p["train"][columns] for p in parts], ignore_index=True),
+                        pd.concat([f[columns] for f in frames], ignore_index=True), numeric, categorical)
+
+
+def mixed_labels(task: TaskType, info: dict[str, Any], groups, pieces: list[pd.DataFrame]
+                 ) -> EncodedLabels:
+    """One task's labels over the pieces of one split, source by source: encoded where the
+    source labels the task, a zero target with mask 0 elsewhere."""
+    ys, masks = [], []
+    for (_, names), piece in zip(groups, pieces):
+        if task.task_name in names:
+            encoded = task.encode(piece, info)
+            ys.append(encoded.y)
+            masks.append(encoded.mask)
+        else:
+            ys.append(np.zeros((len(piece), task.output_units(info)), "float32"))
+            masks.append(np.zeros(len(piece), "float32"))
+    return EncodedLabels(np.concatenate(ys), np.concatenate(masks), info)
 
 
 def source_shares(counts: np.ndarray, sampling) -> np.ndarray:

@@ -14,22 +14,15 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-import yaml
-
 from mtl_runner import __version__
 from mtl_runner.errors import MtlError, RunError
 from mtl_runner.recipe import LoadedRecipe
 from mtl_runner.results import RunDirectory
+from mtl_runner.results.identity import recipe_digest, resolved_text
 from mtl_runner.results.run_dir import utc_now
 from mtl_runner.training.device import import_tensorflow, reset_runtime, setup_runtime
 
 Echo = Callable[[str], None]
-
-
-def resolved_recipe_yaml(loaded: LoadedRecipe) -> str:
-    """The recipe as it ran: defaults filled in, overrides applied."""
-    data = loaded.recipe.model_dump(mode="json")
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
 def versions() -> dict:
@@ -48,7 +41,7 @@ def start_run(loaded: LoadedRecipe, results: str | Path, name: str | None,
     """Creates the run directory, writes the resolved recipe and marks the run `running`."""
     recipe = loaded.recipe
     run = RunDirectory.create(results, name or recipe.name)
-    text = resolved_recipe_yaml(loaded)
+    text = resolved_text(recipe)
     run.write_text("recipe.yaml", text)
     run.write_json("run.json", {
         "id": run.run_id, "name": name or recipe.name, "recipe_name": recipe.name,
@@ -56,17 +49,9 @@ def start_run(loaded: LoadedRecipe, results: str | Path, name: str | None,
         "started_at": utc_now().isoformat(), "finished_at": None, "duration_s": None,
         "command": command, "recipe_file": str(loaded.path), "overrides": loaded.overrides,
         "seed": recipe.seed, "pid": os.getpid(), "host": socket.gethostname(),
-        "recipe_sha256": text_digest(text),
+        "recipe_sha256": recipe_digest(text),
     })
     return run
-
-
-def text_digest(text: str) -> str:
-    """SHA-256 of a text's UTF-8 bytes (run.json keeps the resolved recipe's, so a resume
-    can tell that recipe.yaml was edited after the run started)."""
-    import hashlib
-
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def train(loaded: LoadedRecipe, results: str | Path, name: str | None = None,
@@ -193,20 +178,14 @@ def weights_digest(model) -> str:
 
 def _train(loaded: LoadedRecipe, run: RunDirectory, results: str | Path, echo: Echo,
            resuming: bool = False) -> None:
-    import_tensorflow()
-    import keras
-
-    from mtl_runner.data.sources import read_source
-    from mtl_runner.models.batch_norm import check_features, finish_batch_norm
-    from mtl_runner.models.build import build_model
-    from mtl_runner.training.callbacks import HistoryWriter
-    from mtl_runner.training.checkpoints import ResumePoint, readable_position, restore
-    from mtl_runner.training.evaluate import evaluate, metrics_table
-    from mtl_runner.training.loop import StageResult, fit_stage
-    from mtl_runner.training.prepare import prepare
+    """The run's steps: devices, data, model, stages, final evaluation, saved model."""
+    from mtl_runner.models.batch_norm import finish_batch_norm
+    from mtl_runner.training.checkpoints import ResumePoint
+    from mtl_runner.training.history import HistoryWriter
+    from mtl_runner.training.stage import Session
     from mtl_runner.training.stages import stage_plan
-    from mtl_runner.training.weights import load_backbone_weights
 
+    import_tensorflow()
     recipe = loaded.recipe
     point = ResumePoint.read(run) if resuming else None
     if resuming and point is None:
@@ -214,88 +193,130 @@ def _train(loaded: LoadedRecipe, run: RunDirectory, results: str | Path, echo: E
              "start, in the same folder")
     runtime = setup_runtime(recipe.runtime, recipe.training.batch_size)
     try:
-        run.update(**runtime.record(), versions=versions())
-        echo(f"Device: {runtime.device}, {runtime.strategy_name} with {runtime.replicas} "
-             f"replica(s), batch {recipe.training.batch_size // runtime.replicas} per replica, "
-             f"{runtime.precision}")
-        keras.utils.set_random_seed(recipe.seed)  # the same on resume: checkpoints carry RNG state
-
-        frames = loaded.frames or [read_source(block, loaded.resolve_path)
-                                   for block, _ in recipe.data_groups()]
-        prepared = prepare(frames[0], recipe, frames)
-        spec = prepared.spec
-        run.update(splits=prepared.sizes,
-                   features=spec.to_dict() if spec else {"image": recipe.data.image.shape()},
-                   label_encoding=prepared.infos, skipped_images=prepared.skipped)
-        if prepared.skipped:
-            echo(f"skipped {len(prepared.skipped)} unreadable image(s), e.g. {prepared.skipped[0]}")
-        inputs = (f"{len(spec.numeric)} numeric and {len(spec.categorical)} categorical features"
-                  if spec else "images of {}×{}×{}".format(*recipe.data.image.shape()))
-        echo(f"Data: {sum(prepared.sizes.values())} rows → train {prepared.sizes['train']}, "
-             f"validation {prepared.sizes['validation']}, test {prepared.sizes['test']}; {inputs}; "
-             f"tasks: {', '.join(prepared.tasks)}")
-
-        with runtime.strategy.scope():
-            model = build_model(recipe, spec, prepared.tasks, prepared.infos)
-            if recipe.model.backbone is not None and point is None:
-                parent = load_backbone_weights(model, recipe.model.backbone, results)
-                if parent:
-                    run.update(parent=parent)
-                    echo(f"backbone weights from run {parent}")
-
+        start_devices(run, recipe, runtime, echo)
+        prepared = read_data(loaded, run, echo)
+        model = build_network(recipe, prepared, runtime, results, run, echo, fresh=point is None)
         stages = stage_plan(recipe)
-        total = sum(stage.epochs for stage in stages)
-        history = HistoryWriter(run)
-        position = readable_position(run, point, echo) if point is not None else None
-        done: list[StageResult] = []
-        if position is not None:
-            history.keep_until(position.epoch)
-            done = [StageResult(**r, last_epoch=0) for r in position.stages]
-            if position.stage >= len(stages):  # training was over: the final weights, as saved
-                with runtime.strategy.scope():
-                    restore(run, position, model)
-                echo(f"resuming after training ended (epoch {position.epoch}) from checkpoint "
-                     f"{position.checkpoint}: evaluating and saving the trained model")
-        feature_cache: dict = {}
-        epoch = position.stage_first_epoch if position else 0
-        if position is None:
-            check_features(model, recipe, prepared, run, echo)
-        for index, stage in enumerate(stages):
-            if position is not None and index < position.stage:
-                continue
-            result = fit_stage(model, stage, prepared, recipe, history, epoch, total, echo,
-                               feature_cache, runtime, index,
-                               position if position is not None and index == position.stage else None,
-                               [r.to_dict() for r in done])
-            done.append(result)
-            epoch = result.last_epoch
-            run.update(stages=[r.to_dict() for r in done])
+        session = Session(model, prepared, recipe, HistoryWriter(run), runtime, echo,
+                          sum(stage.epochs for stage in stages))
+        done, epochs = train_stages(session, stages, point)
         finish_batch_norm(model, recipe, prepared, run, echo)  # before the test split sees it
-        train_seconds = sum(r.seconds for r in done)
-
-        # every worker evaluates, not only the chief: under MultiWorkerMirroredStrategy Keras'
-        # predict may join collectives, and workers must stay on the same path
-        if done[-1].cached_features and "prepared" in feature_cache:  # backbone unchanged since cached
-            from mtl_runner.models.images import DECODER
-
-            metrics = evaluate(model.get_layer(DECODER), feature_cache["prepared"],
-                               recipe.training.batch_size)
-        else:
-            metrics = evaluate(model, prepared, recipe.training.batch_size)
-        run.write_frame("metrics.csv", metrics)
-        digest = weights_digest(model)
-        run.update(weights_sha256=digest)
-        if runtime.workers > 1:  # the same on every worker, or they did not train in lockstep
-            echo(f"final weights sha256 {digest}")
-        temporary = run.file(".model.tmp.keras")
-        model.save(temporary)
-        os.replace(temporary, run.file("model.keras"))
+        metrics = evaluate_and_save(session, done)
     finally:
         reset_runtime()
-    last = done[-1]
-    run.finish("completed", epochs=epoch, best_epoch=last.best_epoch,
+    finish(run, model, done, epochs, metrics, echo)
+
+
+def start_devices(run: RunDirectory, recipe, runtime, echo: Echo) -> None:
+    import keras
+
+    run.update(**runtime.record(), versions=versions())
+    echo(f"Device: {runtime.device}, {runtime.strategy_name} with {runtime.replicas} "
+         f"replica(s), batch {recipe.training.batch_size // runtime.replicas} per replica, "
+         f"{runtime.precision}")
+    keras.utils.set_random_seed(recipe.seed)  # the same on resume: checkpoints carry RNG state
+
+
+def read_data(loaded: LoadedRecipe, run: RunDirectory, echo: Echo):
+    """The recipe's data, split, encoded and described in run.json and one line."""
+    from mtl_runner.data.sources import read_source
+    from mtl_runner.training.prepare import prepare
+
+    recipe = loaded.recipe
+    frames = loaded.frames or [read_source(block, loaded.resolve_path)
+                               for block, _ in recipe.data_groups()]
+    prepared = prepare(frames[0], recipe, frames)
+    spec = prepared.spec
+    run.update(splits=prepared.sizes,
+               features=spec.to_dict() if spec else {"image": recipe.data.image.shape()},
+               label_encoding=prepared.infos, skipped_images=prepared.skipped)
+    if prepared.skipped:
+        echo(f"skipped {len(prepared.skipped)} unreadable image(s), e.g. {prepared.skipped[0]}")
+    inputs = (f"{len(spec.numeric)} numeric and {len(spec.categorical)} categorical features"
+              if spec else "images of {}×{}×{}".format(*recipe.data.image.shape()))
+    echo(f"Data: {sum(prepared.sizes.values())} rows → train {prepared.sizes['train']}, "
+         f"validation {prepared.sizes['validation']}, test {prepared.sizes['test']}; {inputs}; "
+         f"tasks: {', '.join(prepared.tasks)}")
+    return prepared
+
+
+def build_network(recipe, prepared, runtime, results: str | Path, run: RunDirectory, echo: Echo,
+                  fresh: bool):
+    """The network, with a backbone's starting weights on a fresh run (a resumed one restores
+    its checkpoint instead)."""
+    from mtl_runner.models.batch_norm import check_features
+    from mtl_runner.models.build import build_model
+    from mtl_runner.training.weights import load_backbone_weights
+
+    with runtime.strategy.scope():
+        model = build_model(recipe, prepared.spec, prepared.tasks, prepared.infos)
+        if recipe.model.backbone is not None and fresh:
+            parent = load_backbone_weights(model, recipe.model.backbone, results)
+            if parent:
+                run.update(parent=parent)
+                echo(f"backbone weights from run {parent}")
+    if fresh:
+        check_features(model, recipe, prepared, run, echo)
+    return model
+
+
+def train_stages(session, stages: list, point) -> tuple[list, int]:
+    """Every stage from where the run stands (its start, or a resumed run's readable
+    checkpoint); returns the stages' results and the epochs trained in all."""
+    from mtl_runner.training.checkpoints import readable_position, restore
+    from mtl_runner.training.stage import StageResult, fit_stage
+    from mtl_runner.training.state import TrainingState
+
+    run, echo = session.run, session.echo
+    position = readable_position(run, point, echo) if point is not None else None
+    state = position or TrainingState()
+    done: list[StageResult] = []
+    if position is not None:
+        session.history.keep_until(position.epoch)
+        done = [StageResult(**r, last_epoch=0) for r in position.stages]
+        if position.stage >= len(stages):  # training was over: the final weights, as saved
+            with session.runtime.strategy.scope():
+                restore(run, position, session.model)
+            echo(f"resuming after training ended (epoch {position.epoch}) from checkpoint "
+                 f"{position.checkpoint}: evaluating and saving the trained model")
+    for index in range(state.stage, len(stages)):
+        done.append(fit_stage(session, index, stages[index], state,
+                              resumed=position is not None and index == position.stage))
+        run.update(stages=[r.to_dict() for r in done])
+    return done, state.epoch
+
+
+def evaluate_and_save(session, done: list):
+    """metrics.csv of every split, the weights' digest, and model.keras (written atomically)."""
+    from mtl_runner.training.evaluate import evaluate
+
+    run, model, batch = session.run, session.model, session.recipe.training.batch_size
+    # every worker evaluates, not only the chief: under MultiWorkerMirroredStrategy Keras'
+    # predict may join collectives, and workers must stay on the same path
+    if done[-1].cached_features and "prepared" in session.feature_cache:  # backbone unchanged
+        from mtl_runner.models.images import DECODER
+
+        metrics = evaluate(model.get_layer(DECODER), session.feature_cache["prepared"], batch)
+    else:
+        metrics = evaluate(model, session.prepared, batch)
+    run.write_frame("metrics.csv", metrics)
+    digest = weights_digest(model)
+    run.update(weights_sha256=digest)
+    if session.runtime.workers > 1:  # the same on every worker, or they did not train in lockstep
+        session.echo(f"final weights sha256 {digest}")
+    temporary = run.file(".model.tmp.keras")
+    model.save(temporary)
+    os.replace(temporary, run.file("model.keras"))
+    return metrics
+
+
+def finish(run: RunDirectory, model, done: list, epochs: int, metrics, echo: Echo) -> None:
+    from mtl_runner.training.evaluate import metrics_table
+
+    train_seconds = sum(r.seconds for r in done)
+    run.finish("completed", epochs=epochs, best_epoch=done[-1].best_epoch,
                train_seconds=round(train_seconds, 3), parameters=int(model.count_params()),
                feature_cache=any(r.cached_features for r in done))
     echo("")
     echo(metrics_table(metrics))
-    echo(f"\nRun {run.run_id} completed in {train_seconds:.1f}s ({epoch} epochs): {run.path}")
+    echo(f"\nRun {run.run_id} completed in {train_seconds:.1f}s ({epochs} epochs): {run.path}")

@@ -8,6 +8,8 @@ import keras
 
 from mtl_runner.errors import MtlError, RunError
 from mtl_runner.models.images import encoder_and_backbone
+from mtl_runner.results.identity import completed_runs
+from mtl_runner.results.reader import resolve_run
 
 
 def find_run(ref: str, results: str | Path) -> Path:
@@ -18,9 +20,6 @@ def find_run(ref: str, results: str | Path) -> Path:
     Raises:
         RunError: no run matches, or the name matches different runs.
     """
-    from mtl_runner.results.identity import completed_runs
-    from mtl_runner.results.reader import resolve_run
-
     try:
         return resolve_run(ref, results)
     except MtlError as error:
@@ -29,11 +28,12 @@ def find_run(ref: str, results: str | Path) -> Path:
                  if ref in (info.get("name"), info.get("recipe_name"))]
         if not named:
             raise RunError(f"weights run:{ref}: {error.format_message()}") from None
-        if len({identity for _, _, identity in named}) > 1:
+        first = named[0][2]
+        if len(named) > 1 and not all(first.same_run(identity) for _, _, identity in named):
             ids = ", ".join(path.name for _, path, _ in sorted(named)[-4:])
             raise RunError(f"weights run:{ref}: {len(named)} completed runs are named {ref!r} "
-                           f"but differ in recipe, role or code version ({ids}); name one by "
-                           f"its id: run:RUN_ID") from None
+                           f"but differ in recipe, role or code version, or record none "
+                           f"({ids}); name one by its id: run:RUN_ID") from None
         return max(named)[1]
 
 

@@ -17,6 +17,7 @@ only run while training.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,6 +40,23 @@ class WeightingConfig(BaseModel):
         "task on the steps it is measured)."))
 
 
+@dataclasses.dataclass
+class StepContext:
+    """What the trainer tells a strategy at each training step (`Weighting.bind`).
+
+    Attributes:
+        step: the optimizer's iteration counter (a scalar tensor).
+        shared_variables: the shared (trunk) variables, in the order of the columns of the
+            gradient matrix G that `combine` receives.
+        last_shared_slice: [start, end) of the last shared layer's variables in a row of G
+            (GradNorm's W), None when they are not contiguous or there is none.
+    """
+
+    step: Any
+    shared_variables: list
+    last_shared_slice: tuple[int, int] | None = None
+
+
 class Weighting:
     """Base class of a weighting strategy.
 
@@ -59,6 +77,7 @@ class Weighting:
         self.task_weights = task_weights
         self.task_names: list[str] = list(task_weights)
         self.task_types: dict[str, str] = {}
+        self.context: StepContext | None = None
 
     # -- set-up ----------------------------------------------------------------------------------
     def build(self, model, task_types: dict[str, str]) -> None:
@@ -72,6 +91,16 @@ class Weighting:
         """
         self.task_names = list(task_types)
         self.task_types = dict(task_types)
+
+    def bind(self, context: StepContext) -> None:
+        """Receives the step's context before `weights` or `combine` (kept as `self.context`)."""
+        self.context = context
+
+    def own_rule_variables(self) -> list:
+        """Variables the strategy updates by its own rule, through `extra_gradients` with the
+        model's optimizer (GradNorm's weights); the trainer leaves them out of the loss's
+        gradient. None by default."""
+        return []
 
     @property
     def num_tasks(self) -> int:

@@ -44,9 +44,6 @@ class GradNorm(Weighting):
                                                aggregation="only_first_replica")
         self.started = model.add_weight(shape=(), initializer="zeros", trainable=False,
                                         name="gradnorm_started", aggregation="only_first_replica")
-        # [start, end) of the last shared layer's weights in the flattened shared gradient;
-        # set by the trainer, the whole vector when unknown
-        self.last_layer_slice: tuple[int, int] | None = None
         self._pending: list = []
 
     def combine(self, grads, losses, step):
@@ -57,11 +54,16 @@ class GradNorm(Weighting):
         self.initial_losses.assign(initial)
         self.started.assign(1.0)
         w = tf.convert_to_tensor(self.task_weight)
-        last = grads if self.last_layer_slice is None else grads[:, slice(*self.last_layer_slice)]
+        # W: the last shared layer's weights (the step's context), all shared ones when unknown
+        where = self.context.last_shared_slice if self.context is not None else None
+        last = grads if where is None else grads[:, slice(*where)]
         norms = tf.norm(last, axis=1)                             # ‖∇_W L_i‖
         weight_gradient, _ = gradnorm_weight_gradient(w, norms, losses, initial, self.config.alpha)
         self._pending = [(weight_gradient, self.task_weight)]
         return tf.linalg.matvec(grads, w, transpose_a=True), w
+
+    def own_rule_variables(self) -> list:
+        return [self.task_weight]
 
     def extra_gradients(self) -> list:
         pending, self._pending = self._pending, []

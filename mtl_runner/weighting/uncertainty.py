@@ -6,10 +6,9 @@ from typing import Literal
 
 from pydantic import Field
 
+from mtl_runner.tasks import TASK_TYPES
 from mtl_runner.weighting.base import WEIGHTINGS, Weighting, WeightingConfig
 
-# c_i of Kendall et al.: a Gaussian likelihood gives 1/(2σ²), a softmax/sigmoid one 1/σ².
-REGRESSION_TYPES = ("regression",)
 
 
 @WEIGHTINGS.register("uncertainty")
@@ -39,7 +38,9 @@ class Uncertainty(Weighting):
         self.log_variance = model.add_weight(
             shape=(self.num_tasks,), name="log_variance", trainable=True,
             initializer=keras.initializers.Constant(self.config.initial_log_variance))
-        self.forms = [0.5 if task_types[t] in REGRESSION_TYPES else 1.0 for t in self.task_names]
+        # c_i of Kendall et al.: a Gaussian likelihood gives 1/(2σ²), a softmax/sigmoid one 1/σ²
+        self.forms = [0.5 if TASK_TYPES.get(task_types[t]).gaussian_likelihood else 1.0
+                      for t in self.task_names]
 
     def weights(self, losses, step):
         import tensorflow as tf

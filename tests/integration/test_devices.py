@@ -1,4 +1,5 @@
-"""Device set-up: MirroredStrategy over two logical CPU devices, fit and mtl's own loop, TF_CONFIG."""
+"""Device set-up: MirroredStrategy over two logical CPU devices, TF_CONFIG. (The loop against
+Keras' fit on one device: tests/unit/training/test_loop.py.)"""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(write_recipe, 
     assert "MirroredStrategy with 2 replica(s), batch 8 per replica" in two.stdout
     [a], [b] = list((tmp_path / "one").iterdir()), list((tmp_path / "two").iterdir())
     info = json.loads((b / "run.json").read_text())
-    assert (info["strategy"], info["replicas"], info["loop"]) == ("MirroredStrategy", 2, "custom")
+    assert (info["strategy"], info["replicas"]) == ("MirroredStrategy", 2)
     assert json.loads((a / "run.json").read_text())["replicas"] == 1
     ma, mb = pd.read_csv(a / "metrics.csv"), pd.read_csv(b / "metrics.csv")
     scale = ma["value"].abs().clip(lower=1.0)
@@ -49,19 +50,6 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(write_recipe, 
     numeric = ha.columns.drop("stage")
     assert list(ha.columns) == list(hb.columns)
     assert ((ha[numeric] - hb[numeric]).abs() / ha[numeric].abs().clip(lower=1.0)).max().max() < 1e-3
-
-
-def test_the_own_loop_gives_fit_s_history_exactly_on_one_device(runner, write_recipe, tmp_path):
-    histories = []
-    for loop in ("fit", "custom"):
-        outcome = runner.invoke(cli, [
-            "train", str(write_recipe()), "--results", str(tmp_path / loop), "--set",
-            f"runtime.loop={loop}", "--set", "runtime.deterministic=true", "--set",
-            "weighting.name=dwa", "--set", "training.early_stopping={monitor: val_loss, patience: 1}"])
-        assert outcome.exit_code == 0, outcome.output
-        [run] = list((tmp_path / loop).iterdir())
-        histories.append(pd.read_csv(run / "history.csv"))
-    pd.testing.assert_frame_equal(histories[0], histories[1])
 
 
 def test_a_malformed_tf_config_is_a_clear_error(runner, write_recipe, tmp_path):

@@ -278,3 +278,15 @@ def test_show_plot_writes_a_png_of_the_runs_training(results, tmp_path):
     assert f"wrote {out}" in outcome.output
     width, height = Image.open(out).size
     assert width > 900 and height > 300  # three panels: a, b and the task weights
+
+
+def test_show_plot_of_a_history_without_epochs_is_a_one_line_error(results, tmp_path):
+    run = results / "20260101-000003-toy-dwcc"
+    (run / "history.csv").write_text("loss\n1.0\n")
+    out = tmp_path / "run.png"
+    outcome = CliRunner().invoke(cli, ["show", run.name, "--results", str(results),
+                                       "--plot", str(out)])
+    assert outcome.exit_code == 1
+    assert outcome.stderr.strip() == (f"Error: cannot plot {run.name}: {run / 'history.csv'}: "
+                                      "history.csv has no 'epoch' column")
+    assert not out.exists()

@@ -85,7 +85,7 @@ class StopAt(keras.callbacks.Callback):
 def interrupt(where: str, monkeypatch) -> None:
     """Makes the next run stop with KeyboardInterrupt at `where`."""
     import mtl_runner.training.evaluate as evaluate
-    import mtl_runner.training.loop as loop
+    import mtl_runner.training.stage as loop
     import mtl_runner.training.prepare as prepare
 
     def raise_interrupt(*args, **kwargs):
@@ -109,7 +109,7 @@ def interrupt(where: str, monkeypatch) -> None:
         real = loop.fit_stage
 
         def second_stage_interrupted(*args, **kwargs):
-            if args[10] == 1:
+            if args[1] == 1:  # fit_stage(session, index, stage, state)
                 raise KeyboardInterrupt
             return real(*args, **kwargs)
 
@@ -261,6 +261,21 @@ def test_an_edited_recipe_is_refused_before_anything_is_restored(runner, recipe,
     assert resumed.exit_code == 2
     assert "recipe.yaml was edited after the run started" in resumed.output
     assert "shape" not in resumed.output and "Traceback" not in resumed.output
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_a_checkpoint_of_another_mtl_version_is_refused(runner, recipe, tmp_path, monkeypatch):
+    """Checkpoints hold variables by position, and 0.2 ordered image models' otherwise: a run
+    checkpointed by another version is refused, not restored into the wrong variables."""
+    results = tmp_path / "cut"
+    run = cut_run(runner, recipe, results, "epoch-end", monkeypatch)
+    info = json.loads((run / "run.json").read_text())
+    info["versions"]["mtl"] = "0.1.0"
+    (run / "run.json").write_text(json.dumps(info))
+    resumed = runner.invoke(cli, ["train", "--resume", run.name, "--results", str(results)])
+    assert resumed.exit_code == 2, resumed.output
+    assert "was checkpointed by mtl 0.1.0" in resumed.output
+    assert "pip install 'mtl-runner==0.1.0'" in resumed.output and "Traceback" not in resumed.output
     assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
 
 

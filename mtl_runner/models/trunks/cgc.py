@@ -81,6 +81,12 @@ class CGC(Trunk):
     and the task tower (head) reads it: `y^k = t^k(g^k(x))` (eq. 1). Task-specific experts
     take no gradient from other tasks, which limits negative transfer (the "seesaw").
 
+    Exposes: shared experts (`cgc_shared_expert_<i>_dense_<j>`), each task's own experts
+    (`cgc_<task>_expert_<i>_dense_<j>`) and gate (`cgc_gate_<task>`, mixed by
+    `cgc_mix_<task>`). A task's experts and gate are per-task but part of the trunk: they
+    count as shared parameters (frozen in a `heads` stage), never as a task head, and,
+    since their names carry the task, never as the last shared layer.
+
     Example:
         ```yaml
         model:

@@ -25,6 +25,13 @@ class CrossStitchTrunk(Trunk):
     / (T − 1)`), as the paper recommends (0.9 / 0.1 for two tasks), so that columns begin
     mostly independent and learn how much to share.
 
+    Exposes: one column per task (`cross_stitch_<task>_dense_<i>`, and
+    `cross_stitch_<task>_dropout_<i>`) and the cross-stitch units that mix them
+    (`cross_stitch_unit_<i>`, shared). The columns are per-task but part of the trunk: they
+    count as shared parameters (frozen in a `heads` stage), never as a task head, and,
+    since their names carry the task, never as the last shared layer: that is the top
+    cross-stitch unit.
+
     Example:
         ```yaml
         model:

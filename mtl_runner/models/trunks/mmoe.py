@@ -23,6 +23,12 @@ class MMoE(Trunk):
     with `W_gk ∈ R^{n×d}`. The task heads (towers `h^k`) sit on top: `y_k = h^k(f^k(x))`.
     Tasks that are less related learn to use different experts.
 
+    Exposes: the experts (`mmoe_expert_<i>_dense_<j>`, shared by every task) and one gate per
+    task (`mmoe_gate_<task>`, whose gated sum is `mmoe_mix_<task>`). The gates serve one task
+    each but sit in the trunk: they count as shared parameters (they train in every stage
+    that trains the trunk, and stay frozen in a `heads` stage), and, since their names carry
+    the task, never as the last shared layer (that is the last expert's top Dense layer).
+
     `units` are the widths of each expert's Dense layers (the same key as `shared_bottom`,
     so `--set model.trunk.type=mmoe` on a shared-bottom recipe gives experts of that shape).
 

@@ -27,6 +27,13 @@ class PLE(Trunk):
     shared gate: it is a CGC, and the task towers (heads) read `g^{k,N}(x)`.
     With `num_levels: 1`, PLE is CGC.
 
+    Exposes: per level `j`, the layers of a CGC level prefixed `ple_<j>` (shared experts
+    `ple_<j>_shared_expert_<i>_*`, each task's experts `ple_<j>_<task>_expert_<i>_*` and gate
+    `ple_<j>_gate_<task>`), plus, below the last level, the shared gate `ple_<j>_gate_shared`.
+    Task experts and gates are per-task but part of the trunk: they count as shared
+    parameters (frozen in a `heads` stage) and never as the last shared layer, which is the
+    last level's top shared-expert layer.
+
     Example:
         ```yaml
         model:

@@ -16,6 +16,10 @@ class SharedBottom(Trunk):
     Every task reads the same representation, produced by a stack of Dense layers; the task
     heads on top hold the task-specific parameters.
 
+    Exposes: only shared layers (`shared_dense_i`, `shared_bn_i`, `shared_act_i`,
+    `shared_dropout_i`); none belongs to one task, and the last shared layer (GradNorm's `W`)
+    is the top `shared_dense_i` (or `shared_bn_i`).
+
     Example:
         ```yaml
         model:

@@ -79,3 +79,13 @@ def test_new_rows_are_held_to_the_trained_kinds():
                           data(bad_cells="missing"), spec)
     assert not lenient.problems and lenient.frame["x"].isna().sum() == 1
     assert "1 of 20 cells are not numbers ('?'); read as missing" in lenient.notes[0]
+
+
+def test_new_rows_whose_dates_do_not_read_get_one_problem_not_two():
+    train = pd.DataFrame({"when": ["2024-01-01", "2024-01-02", "2024-01-03"], "x": [1.0, 2.0, 3.0]})
+    block = data(columns={"when": "datetime_ordinal"})
+    settled = settle(train, block, [])
+    spec = fit_features(settled.frame, settled.frame, ["when", "x"], [])
+    new = settle_like(pd.DataFrame({"when": ["soon", "later"], "x": [1.0, 2.0]}), block, spec)
+    # not also "was numeric in training": the date column is one problem, named once
+    assert [p.message for p in new.problems] == ["feature column 'when': 'when' holds no dates"]

@@ -81,3 +81,19 @@ def test_unknown_builtin_dataset(write_recipe):
     path = write_recipe(TINY_RECIPE.replace("source: csv\n  path: table.csv", "source: builtin\n  name: pengiuns"))
     [message] = messages(path)
     assert "data.name: unknown builtin dataset 'pengiuns'. Did you mean 'penguins'?" in message
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("tasks.kind.positive=a", "tasks.kind.positive: `positive` applies to binary tasks only"),
+    ("tasks.flag.standardize=false",
+     "tasks.flag.standardize: `standardize` applies to regression tasks only"),
+    ("tasks.target.delimiter=;", "tasks.target.delimiter: `delimiter` applies to multilabel tasks only"),
+])
+def test_an_option_of_another_task_type_is_refused(write_recipe, override, expected):
+    [message] = messages(write_recipe(), [override])
+    assert expected in message
+
+
+def test_a_class_label_is_one_column(write_recipe):
+    [message] = messages(write_recipe(), ["tasks.flag.label=[flag, x1]"])
+    assert "tasks.flag.label: a binary task reads one label column" in message

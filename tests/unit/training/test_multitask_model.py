@@ -183,3 +183,19 @@ def test_training_under_mirrored_strategy_on_two_devices():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          timeout=120)
     assert out.stdout.strip().endswith("ok 2"), out.stderr[-3000:]
+
+
+@pytest.mark.parametrize("name", ["gradnorm", "pcgrad", "mgda"])
+def test_a_gradient_level_strategy_with_nothing_shared_trains_each_head_on_its_own_loss(name):
+    """A heads-only stage (the trunk frozen, or cached backbone features with no trunk) leaves
+    the strategy nothing to combine: each head follows its own loss, weight 1 (it failed with
+    'ConcatV2 ... length 0')."""
+    trainer, network, tasks = make_trainer(name)
+    network.get_layer("shared_dense_0").trainable = False
+    shared_before = network.get_layer("shared_dense_0").kernel.numpy().copy()
+    head_before = network.get_layer("kind").kernel.numpy().copy()
+    logs = trainer.fit(dataset(make_batch(tasks), 8), epochs=1, verbose=0).history
+    assert math.isfinite(logs["loss"][0])
+    np.testing.assert_array_equal(network.get_layer("shared_dense_0").kernel.numpy(), shared_before)
+    assert not np.allclose(network.get_layer("kind").kernel.numpy(), head_before)
+    assert [logs[f"weight_{t}"][0] for t in tasks] == [1.0, 1.0, 1.0]
