@@ -231,15 +231,16 @@ def test_yaml_is_read_with_safe_loaders_only():
 
 
 def test_keras_is_pinned_past_the_safe_mode_fixes():
+    """At least 3.13.2 (safe_mode fixes), below the next major version (issue 15)."""
     import keras
 
     text = (REPO / "pyproject.toml").read_text()
     try:
         import tomllib
     except ImportError:  # Python 3.10
-        assert '"keras>=3.13.2"' in text
+        assert '"keras>=3.13.2,<4"' in text
     else:
-        assert "keras>=3.13.2" in tomllib.loads(text)["project"]["dependencies"]
+        assert "keras>=3.13.2,<4" in tomllib.loads(text)["project"]["dependencies"]
     assert tuple(int(p) for p in keras.__version__.split(".")[:3]) >= (3, 13, 2)
 
 
